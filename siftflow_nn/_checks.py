@@ -1,0 +1,67 @@
+"""Argument checks at the API boundary: fail early, name the argument, say what was expected.
+
+Only shape, type and option checks live here: they cost no device synchronisation, so they are
+safe to run in every ``forward``. Value checks (ranges, NaN) would force a GPU sync and stay out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is a positive ``int`` (not a bool), else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def check_cell_sizes(cell_size: Any) -> tuple[int, ...]:
+    """Normalise ``cell_size`` (an int, or a non-empty sequence of ints) to a tuple of ints."""
+    if isinstance(cell_size, Sequence) and not isinstance(cell_size, str):
+        if len(cell_size) == 0:
+            raise ValueError("cell_size must be a positive int or a non-empty sequence of them, got []")
+        return tuple(check_positive_int(c, f"cell_size[{i}]") for i, c in enumerate(cell_size))
+    return (check_positive_int(cell_size, "cell_size"),)
+
+
+def check_image(image: Any, name: str = "image") -> torch.Tensor:
+    """Check that ``image`` is a floating-point tensor of shape B x C x H x W with B, C, H, W >= 1."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape B x C x H x W, got {type(image).__name__}")
+    if image.dim() != 4:
+        raise ValueError(
+            f"{name} must have shape B x C x H x W (4 dimensions), got {image.dim()} dimensions "
+            f"with shape {tuple(image.shape)}; add a batch dimension with {name}[None] for one image"
+        )
+    if not image.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}; "
+            f"convert and scale it first, e.g. {name}.float() / 255 for uint8"
+        )
+    if image.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(image.shape)}")
+    return image
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise a ValueError naming both arguments and shapes when ``a`` and ``b`` differ in shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_flow(flow: Any, image: torch.Tensor, name: str = "flow") -> torch.Tensor:
+    """Check that ``flow`` is a B x 2 x H x W float tensor matching ``image``'s batch and size."""
+    if not isinstance(flow, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape B x 2 x H x W, got {type(flow).__name__}")
+    b, _, h, w = image.shape
+    if flow.dim() != 4 or flow.shape[0] != b or flow.shape[1] != 2 or flow.shape[2:] != image.shape[2:]:
+        raise ValueError(f"{name} must have shape {b} x 2 x {h} x {w} to match the image, got {tuple(flow.shape)}")
+    if not flow.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {flow.dtype}")
+    return flow

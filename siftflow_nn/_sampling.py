@@ -1,0 +1,232 @@
+"""Cell maps at the sampled positions only, and the normalised 4 x 4 descriptor built from them.
+
+The 16 cells of the descriptor at output pixel (i, j) are the cell map read at
+``clamp(shift + i * step + r * cs)``, ``clamp(shift + j * step + c * cs)`` for r, c in -1..2.
+
+Along one axis, offset ``r`` reads positions ``shift + r * cs + k * step``: an arithmetic progression
+whose residue modulo ``step`` is its *phase*. Offsets that share a phase read one progression, so per
+phase we compute the cell filter only at that progression's positions (clamped ones become copies of
+the image-edge value) into a *compact map*. Every cell of every descriptor is then a contiguous slice
+of one compact map: no ``grid_sample``, no ``unfold``, no index lists. With step 1 there is a single
+phase and the compact map is the cell map with replicated margins; with step 2 and an even cell size,
+a quarter of it.
+
+The squared norm of a descriptor is the sum over its 16 cells of ``sum_k cell_k ** 2``, so it comes
+from the one-channel maps of per-position squared norms, before the descriptors exist; each output
+element is then written exactly once, as ``cell * inv_norm``.
+"""
+
+from typing import NamedTuple
+
+import torch
+
+from siftflow_nn._kernels import cell_filter_at
+
+
+class AxisPlan(NamedTuple):
+    """How one axis is sampled for one cell size."""
+
+    phase_first: list[int]  # per phase: first (unclamped) position of its progression
+    phase_count: list[int]  # per phase: number of positions
+    offset_phase: list[int]  # per cell offset -1..2: the phase it reads
+    offset_start: list[int]  # per cell offset: index of its first sample in that phase
+
+
+def output_length(length: int, max_cell_size: int, step: int, include_boundary: bool) -> int:
+    """Number of descriptors along an axis of ``length`` pixels, as the original computes it."""
+    if include_boundary:
+        return length // step
+    return (length - 4 * max_cell_size) // step
+
+
+def minimum_length(max_cell_size: int, step: int, include_boundary: bool) -> int:
+    """The smallest axis length that yields at least one descriptor."""
+    return step if include_boundary else 4 * max_cell_size + step
+
+
+def plan_axis(count: int, cell_size: int, step: int, shift: int) -> AxisPlan:
+    """Group the 4 cell offsets of an axis with ``count`` descriptors into phases."""
+    residues: list[int] = []
+    phase_first: list[int] = []
+    phase_last: list[int] = []
+    offset_phase: list[int] = []
+    for offset in [-1, 0, 1, 2]:  # the original's cell offsets, in units of cell_size
+        first = shift + offset * cell_size
+        residue = ((first % step) + step) % step
+        if residue in residues:
+            phase = residues.index(residue)
+            phase_first[phase] = min(phase_first[phase], first)
+            phase_last[phase] = max(phase_last[phase], first + (count - 1) * step)
+        else:
+            phase = len(residues)
+            residues.append(residue)
+            phase_first.append(first)
+            phase_last.append(first + (count - 1) * step)
+        offset_phase.append(phase)
+    phase_count = [(last - first) // step + 1 for first, last in zip(phase_first, phase_last)]
+    offset_start: list[int] = []
+    for index, offset in enumerate([-1, 0, 1, 2]):
+        offset_start.append((shift + offset * cell_size - phase_first[offset_phase[index]]) // step)
+    return AxisPlan(phase_first, phase_count, offset_phase, offset_start)
+
+
+def _clamped_filter(values: torch.Tensor, dim: int, cell_size: int, first: int, count: int, step: int) -> torch.Tensor:
+    """The cell filter along ``dim`` at ``clamp(first + k * step)``, k < count, clamped to the image."""
+    length = values.shape[dim]
+    below = min(count, max(0, (step - 1 - first) // step))  # positions < 0
+    last = first + (count - 1) * step
+    above = min(count - below, max(0, (last - length + step) // step))  # positions > length - 1
+    pieces: list[torch.Tensor] = []
+    if below > 0:  # the original clamps the *cell map*, so these repeat the filtered edge value
+        edge = cell_filter_at(values, dim, cell_size, 0, 1, 1)
+        pieces.append(edge.expand(_sized(edge.shape, dim, below)))
+    if count - below - above > 0:
+        pieces.append(cell_filter_at(values, dim, cell_size, first + below * step, count - below - above, step))
+    if above > 0:
+        edge = cell_filter_at(values, dim, cell_size, length - 1, 1, 1)
+        pieces.append(edge.expand(_sized(edge.shape, dim, above)))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=dim)
+
+
+def _sized(shape: list[int], dim: int, size: int) -> list[int]:
+    sizes = list(shape)
+    sizes[dim] = size
+    return sizes
+
+
+def compact_cell_maps(
+    bands: torch.Tensor, cell_size: int, rows: AxisPlan, cols: AxisPlan, step: int
+) -> list[torch.Tensor]:
+    """Cell maps at the sampled positions: one ``(B, N, rows, cols)`` map per (row phase, col phase).
+
+    Listed row phase major: map ``r * len(cols.phase_count) + c``.
+    """
+    by_column: list[torch.Tensor] = []
+    for first, count in zip(cols.phase_first, cols.phase_count):
+        by_column.append(_clamped_filter(bands, -1, cell_size, first, count, step))
+    maps: list[torch.Tensor] = []
+    for first, count in zip(rows.phase_first, rows.phase_count):
+        for horizontal in by_column:
+            maps.append(_clamped_filter(horizontal, -2, cell_size, first, count, step))
+    return maps
+
+
+def cell_views(maps: list[torch.Tensor], rows: AxisPlan, cols: AxisPlan, out_h: int, out_w: int) -> list[torch.Tensor]:
+    """The 16 ``(B, N, out_h, out_w)`` views of compact maps, in the original's cell order."""
+    views: list[torch.Tensor] = []
+    for row_phase, row_start in zip(rows.offset_phase, rows.offset_start):
+        for col_phase, col_start in zip(cols.offset_phase, cols.offset_start):
+            source = maps[row_phase * len(cols.phase_count) + col_phase]
+            views.append(source[:, :, row_start : row_start + out_h, col_start : col_start + out_w])
+    return views
+
+
+def inverse_norm(maps: list[torch.Tensor], rows: AxisPlan, cols: AxisPlan, out_h: int, out_w: int) -> torch.Tensor:
+    """``1 / (||descriptor|| + 0.01)`` for every output pixel, shape ``(B, 1, out_h, out_w)``.
+
+    The maps are float32 or float64 (half-precision images are filtered in float32), so the sum of
+    128 squares cannot overflow. The square root is guarded at 0 (constant images) so that its
+    gradient stays finite; a NaN stays NaN.
+    """
+    squares = [(cells * cells).sum(dim=1, keepdim=True) for cells in maps]
+    views = cell_views(squares, rows, cols, out_h, out_w)
+    total = views[0] + views[1]
+    for view in views[2:]:
+        total.add_(view)
+    is_zero = total == 0
+    norm = torch.where(is_zero, torch.ones_like(total), total).sqrt()
+    norm = torch.where(is_zero, torch.zeros_like(total), norm)
+    return 1.0 / (norm + 0.01)
+
+
+class ScaleSamples(NamedTuple):
+    """Everything one cell size contributes: its compact maps, plans and inverse norms."""
+
+    maps: list[torch.Tensor]
+    rows: AxisPlan
+    cols: AxisPlan
+    inv_norm: torch.Tensor
+
+
+def sample_scale(
+    bands: torch.Tensor, cell_size: int, rows: AxisPlan, cols: AxisPlan, step: int, out_h: int, out_w: int
+) -> ScaleSamples:
+    """Compact cell maps and inverse descriptor norms of one cell size."""
+    maps = compact_cell_maps(bands, cell_size, rows, cols, step)
+    return ScaleSamples(maps, rows, cols, inverse_norm(maps, rows, cols, out_h, out_w))
+
+
+def gather_with_cat(scales: list[ScaleSamples], out_h: int, out_w: int, out_dtype: torch.dtype) -> torch.Tensor:
+    """The descriptor from plain, differentiable ops, for TorchScript, compilers and exporters.
+
+    They see one concatenation of products, which inductor fuses into a single output write; eager
+    mode uses :func:`write_descriptors` instead, which avoids torch.cat's second output-sized copy.
+    """
+    pieces: list[torch.Tensor] = []
+    for scale in scales:
+        for view in cell_views(scale.maps, scale.rows, scale.cols, out_h, out_w):
+            pieces.append((view * scale.inv_norm).to(out_dtype))
+    return torch.cat(pieces, dim=1)
+
+
+@torch.jit.unused
+def write_descriptors(out: torch.Tensor, scales: list[ScaleSamples]) -> torch.Tensor:
+    """Write ``cell * inv_norm`` for every cell of every scale into ``out``, each element once."""
+    channel = 0
+    for scale in scales:
+        for view in cell_views(scale.maps, scale.rows, scale.cols, out.shape[2], out.shape[3]):
+            bins = view.shape[1]
+            torch.mul(view, scale.inv_norm, out=out[:, channel : channel + bins])
+            channel += bins
+    return out
+
+
+class ScaledGather(torch.autograd.Function):
+    """:func:`write_descriptors` with a backward that keeps no output-sized state.
+
+    ``tensors`` holds, per scale, its compact maps then its inverse norm; ``layout`` says how many
+    maps each scale has and its plans.
+    """
+
+    @staticmethod
+    def forward(ctx, layout, out_dtype, out_shape, *tensors):  # type: ignore[override]
+        ctx.layout = layout
+        ctx.save_for_backward(*tensors)
+        out = torch.empty(out_shape, dtype=out_dtype, device=tensors[0].device)
+        return write_descriptors(out, _unflatten(layout, tensors))
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        out_h, out_w = grad_out.shape[2:]
+        grads: list[torch.Tensor | None] = [None, None, None]
+        channel = 0
+        for scale in _unflatten(ctx.layout, ctx.saved_tensors):
+            grad_maps = [torch.zeros_like(cells) for cells in scale.maps]
+            grad_inv = torch.zeros_like(scale.inv_norm)
+            views = cell_views(scale.maps, scale.rows, scale.cols, out_h, out_w)
+            grad_views = cell_views(grad_maps, scale.rows, scale.cols, out_h, out_w)
+            for view, grad_view in zip(views, grad_views):
+                bins = view.shape[1]
+                grad = grad_out[:, channel : channel + bins].to(view.dtype)
+                grad_view.add_(grad * scale.inv_norm)
+                grad_inv.add_((grad * view).sum(dim=1, keepdim=True))
+                channel += bins
+            grads += grad_maps + [grad_inv]
+        return tuple(grads)
+
+
+def flatten_scales(scales: list[ScaleSamples]) -> tuple[list[tuple[int, AxisPlan, AxisPlan]], list[torch.Tensor]]:
+    """Split scales into a tensor-free layout and a flat tensor list, as autograd.Function wants."""
+    layout = [(len(scale.maps), scale.rows, scale.cols) for scale in scales]
+    tensors = [tensor for scale in scales for tensor in [*scale.maps, scale.inv_norm]]
+    return layout, tensors
+
+
+def _unflatten(layout: list[tuple[int, AxisPlan, AxisPlan]], tensors) -> list[ScaleSamples]:
+    scales: list[ScaleSamples] = []
+    position = 0
+    for count, rows, cols in layout:
+        maps = list(tensors[position : position + count])
+        scales.append(ScaleSamples(maps, rows, cols, tensors[position + count]))
+        position += count + 1
+    return scales
