@@ -17,78 +17,87 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import subprocess
+import sys
 
 import kornia
 import torch
+from _common import benchmark_image, median_ms, peak_added_bytes, print_table
 
-from _common import benchmark_image, median_ms, peak_added_bytes, print_table, synchronize
 from siftflow_nn import SIFTFlowDescriptor
 
 MIB = float(1 << 20)
 
 
-def precisions(device: torch.device) -> list[tuple[str, torch.dtype | None]]:
+PRECISIONS = {"fp32": None, "fp16 autocast": torch.float16, "bf16 autocast": torch.bfloat16}
+
+
+def precisions(device: torch.device) -> list[str]:
     """fp32, plus the autocast dtypes the device runs well."""
-    if device.type == "cuda":
-        return [("fp32", None), ("fp16 autocast", torch.float16), ("bf16 autocast", torch.bfloat16)]
-    return [("fp32", None), ("bf16 autocast", torch.bfloat16)]
+    return ["fp32", "fp16 autocast", "bf16 autocast"] if device.type == "cuda" else ["fp32", "bf16 autocast"]
 
 
-def forward_table(device: torch.device, image: torch.Tensor, quick: bool) -> None:
-    batches = [1, 2, 4, 8] if device.type == "cuda" else [1, 2, 4]
-    if quick:
-        batches = [1, 4]
-    repeats = 20 if device.type == "cuda" else 5
-    rows = []
-    for step in (1, 2):
-        descriptor = SIFTFlowDescriptor(cell_size=2, step_size=step).to(device)
+def measure_row(device: torch.device, image: torch.Tensor, step: int, batch: int, precision: str) -> list[object]:
+    """One row of the forward table: ours, the floor, kornia, and peak memory, measured interleaved."""
+    descriptor = SIFTFlowDescriptor(cell_size=2, step_size=step).to(device)
+    images = image.to(device).expand(batch, -1, -1, -1).contiguous()
+    autocast_dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    repeats = 20 if device.type == "cuda" else 7
+    with torch.no_grad(), autocast:
+        out = descriptor(images)
+        shape, out_dtype = out.shape, out.dtype
+        del out
+        ours, floor = median_ms(
+            lambda: descriptor(images),
+            lambda: torch.empty(shape, dtype=out_dtype, device=device).fill_(1),
+            device=device,
+            repeats=repeats,
+        )
+        peak = peak_added_bytes(lambda: descriptor(images), device)
+    kornia_ms = ours_again = float("nan")
+    if autocast_dtype is None and (batch in (1, 4) or device.type == "cuda"):
         kornia_sift = kornia.feature.DenseSIFTDescriptor(spatial_bin_size=2, stride=step, padding=3).to(device)
+        gray = kornia.color.rgb_to_grayscale(images)
+        with torch.no_grad():
+            kornia_ms, ours_again = median_ms(
+                lambda: kornia_sift(gray),
+                lambda: descriptor(images),
+                device=device,
+                repeats=3 if device.type == "cpu" else 10,
+            )
+    output_mib = shape.numel() * torch.finfo(out_dtype).bits / 8 / MIB
+    return [
+        step,
+        batch,
+        precision,
+        ours,
+        floor,
+        ours / floor,
+        kornia_ms,
+        kornia_ms / ours_again,
+        peak / MIB,
+        output_mib,
+        peak / MIB / output_mib,
+    ]
+
+
+def forward_table(device: torch.device, quick: bool) -> None:
+    """On the CPU each row runs in a fresh process: the C allocator's state (which freed pages it
+    kept) changes what a fresh buffer costs, and rows measured after other rows drift."""
+    batches = ([1, 4] if quick else [1, 2, 4, 8]) if device.type == "cuda" else ([1, 4] if quick else [1, 2, 4])
+    rows = []
+    image, _ = benchmark_image()
+    for step in (1, 2):
         for batch in batches:
-            images = image.to(device).expand(batch, -1, -1, -1).contiguous()
-            gray = kornia.color.rgb_to_grayscale(images)
-            for name, autocast_dtype in precisions(device) if not quick else precisions(device)[:1]:
-                autocast = (
-                    torch.autocast(device.type, dtype=autocast_dtype)
-                    if autocast_dtype is not None
-                    else contextlib.nullcontext()
-                )
-                with torch.no_grad(), autocast:
-                    out = descriptor(images)
-                    shape, out_dtype = out.shape, out.dtype
-                    del out
-                    ours, floor = median_ms(
-                        lambda: descriptor(images),  # noqa: B023
-                        lambda: torch.empty(shape, dtype=out_dtype, device=device).fill_(1),  # noqa: B023
-                        device=device,
-                        repeats=repeats,
-                    )
-                    peak = peak_added_bytes(lambda: descriptor(images), device)  # noqa: B023
-                kornia_ms = ours_again = float("nan")
-                if autocast_dtype is None and (batch in (1, 4) or device.type == "cuda"):
-                    with torch.no_grad():
-                        kornia_ms, ours_again = median_ms(
-                            lambda: kornia_sift(gray),  # noqa: B023
-                            lambda: descriptor(images),  # noqa: B023
-                            device=device,
-                            repeats=3 if device.type == "cpu" else 10,
-                        )
-                output_mib = shape.numel() * torch.finfo(out_dtype).bits / 8 / MIB
-                rows.append(
-                    [
-                        step,
-                        batch,
-                        name,
-                        ours,
-                        floor,
-                        ours / floor,
-                        kornia_ms,
-                        kornia_ms / ours_again,
-                        peak / MIB,
-                        output_mib,
-                        peak / MIB / output_mib,
-                    ]
-                )
-                synchronize(device)
+            for precision in precisions(device)[: 1 if quick else None]:
+                if device.type == "cuda":
+                    rows.append(measure_row(device, image, step, batch, precision))
+                    continue
+                command = [sys.executable, __file__, "--row", json.dumps([step, batch, precision])]
+                result = subprocess.run(command, check=True, capture_output=True, text=True)
+                rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     print_table(
         f"Forward, {device.type} ({_device_name(device)}), 436 x 1024 RGB, cell_size 2",
         [
@@ -172,13 +181,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], action="append", help="default: cpu and cuda if present")
     parser.add_argument("--quick", action="store_true", help="batch 1 and 4, fp32 only, no torch.compile")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one CPU row, printed as JSON
     args = parser.parse_args()
+    if args.row:
+        step, batch, precision = json.loads(args.row)
+        image, _ = benchmark_image()
+        print(json.dumps(measure_row(torch.device("cpu"), image, step, batch, precision)))
+        return
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     image, source = benchmark_image()
     print(f"input: {source}, torch {torch.__version__}, kornia {kornia.__version__}")
     for name in devices:
         device = torch.device(name)
-        forward_table(device, image, args.quick)
+        forward_table(device, args.quick)
         backward_table(device)
         if not args.quick:
             compile_table(device, image)

@@ -65,7 +65,7 @@ def dominant_gradient(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor,
     Returns:
         ``(gx, gy)`` of the winning channel, each ``(B, 1, H, W)``.
     """
-    squared = torch.addcmul(gx * gx, gy, gy)  # orders like the original's magnitudes
+    squared = (gx * gx).addcmul_(gy, gy)  # orders like the original's magnitudes
     best, best_x, best_y = squared[:, :1], gx[:, :1], gy[:, :1]
     # The original's loop: a later channel wins only if strictly larger, so the first wins ties. Ties
     # are common on 8-bit images, and argmax / max(dim) need not return the first maximum once
@@ -95,12 +95,14 @@ def orientation_bands(gx: torch.Tensor, gy: torch.Tensor, basis: torch.Tensor, i
     Returns:
         ``(B, num_bins, H, W)`` band energies.
     """
-    squared = torch.addcmul(gx * gx, gy, gy)
+    squared = (gx * gx).addcmul_(gy, gy)
     # sqrt has an infinite derivative at 0: take it on 1 where the gradient vanishes (the bands are 0
     # there anyway because ux = uy = 0). A NaN fails the test and stays NaN.
     magnitude = torch.where(squared > 0, squared, torch.ones_like(squared)).sqrt()
     ux, uy = gx / magnitude, gy / magnitude
-    projection = torch.addcmul(ux * basis[0].view(1, -1, 1, 1), uy, basis[1].view(1, -1, 1, 1)).relu_()
+    # One fresh band-sized buffer per step: each costs page faults on the CPU. In-place ops here
+    # are autograd-safe (mul and addcmul_ do not need their result, relu_ saves its own).
+    projection = (ux * basis[0].view(1, -1, 1, 1)).addcmul_(uy, basis[1].view(1, -1, 1, 1)).relu_()
     if inplace:
         power = projection * projection
         power.mul_(power).mul_(power)  # p^8
@@ -119,25 +121,25 @@ def cell_filter_at(values: torch.Tensor, dim: int, cell_size: int, start: int, c
     replicated. We keep that quirk (asymmetric, total weight ``cs + 0.25``): it defines the descriptor.
 
     Args:
-        values: ``(B, N, H, W)`` maps to filter.
+        values: ``(B, N, H, W)`` maps, already padded so that every tap is inside.
         dim: -1 to filter along x, -2 along y.
         cell_size: the cell size ``cs``.
-        start: first position (``0 <= start``, ``start + (count - 1) * step < size``).
+        start: first position (an index into ``values``); taps reach ``start - cs`` to
+            ``start + (count - 1) * step + 1``.
         count: number of positions.
         step: stride between positions.
 
     Returns:
         ``(B, N, H, count)`` for ``dim=-1``, ``(B, N, count, W)`` for ``dim=-2``.
     """
-    pad = [cell_size, 1, 0, 0] if dim == -1 else [0, 0, cell_size, 1]
-    padded = F.pad(values, pad, mode="replicate")  # position p sits at p + cs
-    stop = start + (count - 1) * step + 1
+    first = start - cell_size
+    stop = first + (count - 1) * step + 1
     if dim == -1:
-        out = padded[..., start:stop:step] * 0.25
+        out = values[..., first:stop:step] * 0.25
         for tap in range(2, cell_size + 2):
-            out.add_(padded[..., start + tap : stop + tap : step])  # add_ saves nothing for autograd
+            out.add_(values[..., first + tap : stop + tap : step])  # add_ saves nothing for autograd
     else:
-        out = padded[:, :, start:stop:step] * 0.25
+        out = values[:, :, first:stop:step] * 0.25
         for tap in range(2, cell_size + 2):
-            out.add_(padded[:, :, start + tap : stop + tap : step])
+            out.add_(values[:, :, first + tap : stop + tap : step])
     return out

@@ -30,6 +30,7 @@ class AxisPlan(NamedTuple):
     phase_count: list[int]  # per phase: number of positions
     offset_phase: list[int]  # per cell offset -1..2: the phase it reads
     offset_start: list[int]  # per cell offset: index of its first sample in that phase
+    step: int
 
 
 def output_length(length: int, max_cell_size: int, step: int, include_boundary: bool) -> int:
@@ -67,25 +68,44 @@ def plan_axis(count: int, cell_size: int, step: int, shift: int) -> AxisPlan:
     offset_start: list[int] = []
     for index, offset in enumerate([-1, 0, 1, 2]):
         offset_start.append((shift + offset * cell_size - phase_first[offset_phase[index]]) // step)
-    return AxisPlan(phase_first, phase_count, offset_phase, offset_start)
+    return AxisPlan(phase_first, phase_count, offset_phase, offset_start, step)
 
 
-def _clamped_filter(values: torch.Tensor, dim: int, cell_size: int, first: int, count: int, step: int) -> torch.Tensor:
-    """The cell filter along ``dim`` at ``clamp(first + k * step)``, k < count, clamped to the image."""
-    length = values.shape[dim]
+def filter_margins(length: int, plans: list[AxisPlan], cell_sizes: list[int]) -> tuple[int, int]:
+    """Padding ``(low, high)`` an axis of the band maps needs so that every filter tap is inside.
+
+    That covers the cell filter's reach (``cs`` before, 1 after) around every sampled position,
+    including the positions beyond the image that :func:`compact_cell_maps` overwrites afterwards.
+    """
+    low, high = 0, 0
+    for plan, cell_size in zip(plans, cell_sizes):
+        for first, count in zip(plan.phase_first, plan.phase_count):
+            last = first + (count - 1) * plan.step
+            low = max(low, cell_size - min(first, 0))
+            high = max(high, 1 + max(last - (length - 1), 0))
+    return low, high
+
+
+def _clamped_filter(
+    values: torch.Tensor, dim: int, cell_size: int, origin: int, length: int, first: int, count: int, step: int
+) -> torch.Tensor:
+    """The cell filter along ``dim`` at ``clamp(first + k * step, 0, length - 1)``, k < count.
+
+    ``values`` holds image position p at index ``p + origin``, with replicated margins. The original
+    clamps the *cell map*, not the bands, so positions beyond the image are computed (cheaply, no
+    copy of the map) and then overwritten with the filtered value at the image edge.
+    """
+    out = cell_filter_at(values, dim, cell_size, origin + first, count, step)
     below = min(count, max(0, (step - 1 - first) // step))  # positions < 0
     last = first + (count - 1) * step
     above = min(count - below, max(0, (last - length + step) // step))  # positions > length - 1
-    pieces: list[torch.Tensor] = []
-    if below > 0:  # the original clamps the *cell map*, so these repeat the filtered edge value
-        edge = cell_filter_at(values, dim, cell_size, 0, 1, 1)
-        pieces.append(edge.expand(_sized(edge.shape, dim, below)))
-    if count - below - above > 0:
-        pieces.append(cell_filter_at(values, dim, cell_size, first + below * step, count - below - above, step))
+    if below > 0:
+        edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
+        out.narrow(dim, 0, below).copy_(edge.expand(_sized(edge.shape, dim, below)))
     if above > 0:
-        edge = cell_filter_at(values, dim, cell_size, length - 1, 1, 1)
-        pieces.append(edge.expand(_sized(edge.shape, dim, above)))
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=dim)
+        edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
+        out.narrow(dim, count - above, above).copy_(edge.expand(_sized(edge.shape, dim, above)))
+    return out
 
 
 def _sized(shape: list[int], dim: int, size: int) -> list[int]:
@@ -95,19 +115,21 @@ def _sized(shape: list[int], dim: int, size: int) -> list[int]:
 
 
 def compact_cell_maps(
-    bands: torch.Tensor, cell_size: int, rows: AxisPlan, cols: AxisPlan, step: int
+    bands: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], cell_size: int, rows: AxisPlan, cols: AxisPlan
 ) -> list[torch.Tensor]:
     """Cell maps at the sampled positions: one ``(B, N, rows, cols)`` map per (row phase, col phase).
 
-    Listed row phase major: map ``r * len(cols.phase_count) + c``.
+    ``bands`` holds image pixel (y, x) at ``(y + origin[0], x + origin[1])``, with margins from
+    :func:`filter_margins`; ``size`` is the image's ``(H, W)``. Maps are listed row phase major:
+    map ``r * len(cols.phase_count) + c``.
     """
     by_column: list[torch.Tensor] = []
     for first, count in zip(cols.phase_first, cols.phase_count):
-        by_column.append(_clamped_filter(bands, -1, cell_size, first, count, step))
+        by_column.append(_clamped_filter(bands, -1, cell_size, origin[1], size[1], first, count, cols.step))
     maps: list[torch.Tensor] = []
     for first, count in zip(rows.phase_first, rows.phase_count):
         for horizontal in by_column:
-            maps.append(_clamped_filter(horizontal, -2, cell_size, first, count, step))
+            maps.append(_clamped_filter(horizontal, -2, cell_size, origin[0], size[0], first, count, rows.step))
     return maps
 
 
@@ -149,10 +171,17 @@ class ScaleSamples(NamedTuple):
 
 
 def sample_scale(
-    bands: torch.Tensor, cell_size: int, rows: AxisPlan, cols: AxisPlan, step: int, out_h: int, out_w: int
+    bands: torch.Tensor,
+    origin: tuple[int, int],
+    size: tuple[int, int],
+    cell_size: int,
+    rows: AxisPlan,
+    cols: AxisPlan,
+    out_h: int,
+    out_w: int,
 ) -> ScaleSamples:
-    """Compact cell maps and inverse descriptor norms of one cell size."""
-    maps = compact_cell_maps(bands, cell_size, rows, cols, step)
+    """Compact cell maps and inverse descriptor norms of one cell size (arguments as in compact_cell_maps)."""
+    maps = compact_cell_maps(bands, origin, size, cell_size, rows, cols)
     return ScaleSamples(maps, rows, cols, inverse_norm(maps, rows, cols, out_h, out_w))
 
 

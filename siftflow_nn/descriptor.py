@@ -8,6 +8,7 @@ Data flows one way: image -> Sobel gradients -> dominant channel -> orientation 
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from siftflow_nn._checks import check_cell_sizes, check_image, check_positive_int
@@ -16,6 +17,7 @@ from siftflow_nn._sampling import (
     AxisPlan,
     ScaledGather,
     ScaleSamples,
+    filter_margins,
     flatten_scales,
     gather_with_cat,
     minimum_length,
@@ -86,8 +88,17 @@ def _sample_scales(
     if image.dtype == torch.float16 or image.dtype == torch.bfloat16:
         work = image.float()
     gx, gy = dominant_gradient(*sobel_gradients(work))
-    bands = orientation_bands(gx, gy, basis.to(work.dtype), inplace)
-    return [sample_scale(bands, cs, rows, cols, step_size, out_h, out_w) for cs, (rows, cols) in zip(cell_sizes, plans)]
+    # Pad the two one-channel gradient maps rather than the num_bins-channel band maps: the bands
+    # are pointwise in the gradient, so they come out replicate-padded for the cell filter.
+    height, width = image.shape[-2], image.shape[-1]
+    low_y, high_y = filter_margins(height, [rows for rows, _ in plans], cell_sizes)
+    low_x, high_x = filter_margins(width, [cols for _, cols in plans], cell_sizes)
+    gradients = F.pad(torch.cat([gx, gy], dim=1), [low_x, high_x, low_y, high_y], mode="replicate")
+    bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis.to(work.dtype), inplace)
+    return [
+        sample_scale(bands, (low_y, low_x), (height, width), cs, rows, cols, out_h, out_w)
+        for cs, (rows, cols) in zip(cell_sizes, plans)
+    ]
 
 
 def _sift_flow(

@@ -1,0 +1,258 @@
+"""Descriptor losses: distances between SIFT Flow descriptors, and a warp loss for unsupervised flow.
+
+``sift_flow_loss`` / ``SIFTFlowLoss`` compare the descriptors of two image batches pixel by pixel;
+``sift_flow_warp_loss`` / ``SIFTFlowWarpLoss`` compare image 1's descriptors with image 2's descriptors
+warped back by a flow, masked where the warp leaves the image. The descriptor inside is frozen (it has
+no parameters); gradients flow to the images and the flow.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from siftflow_nn._checks import check_flow, check_image, check_same_shape
+from siftflow_nn.descriptor import SIFTFlowDescriptor
+from siftflow_nn.warp import warp, warp_valid_mask
+
+__all__ = [
+    "METRICS",
+    "SIFTFlowLoss",
+    "SIFTFlowWarpLoss",
+    "descriptor_distance",
+    "sift_flow_loss",
+    "sift_flow_warp_loss",
+]
+
+METRICS = ("l1", "l2", "cosine", "charbonnier")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_choice(value: str, choices: Sequence[str], name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def descriptor_distance(d1: torch.Tensor, d2: torch.Tensor, metric: str = "l1", eps: float = 1e-3) -> torch.Tensor:
+    """Per-pixel distance between two ``(B, D, H, W)`` descriptor maps, shape ``(B, H, W)``.
+
+    Metrics: ``"l1"`` sum of absolute differences (the SIFT Flow data term); ``"l2"`` sum of squared
+    differences; ``"cosine"`` ``1 - cos(d1, d2)`` (0 for two zero descriptors); ``"charbonnier"``
+    ``sum sqrt(diff^2 + eps^2) - eps``, a smooth L1 whose gradient is defined at 0.
+
+    Example:
+        >>> d = torch.rand(2, 128, 4, 5)
+        >>> descriptor_distance(d, d, "charbonnier").abs().max() < 1e-6
+        tensor(True)
+    """
+    _check_choice(metric, METRICS, "metric")
+    check_same_shape(d1, d2, "d1", "d2")
+    difference = d1 - d2
+    if metric == "l1":
+        return difference.abs().sum(dim=1)
+    if metric == "l2":
+        return difference.square().sum(dim=1)
+    if metric == "charbonnier":
+        return (difference.square() + eps * eps).sqrt().sub(eps).sum(dim=1)
+    dot = (d1 * d2).sum(dim=1)
+    norms = d1.square().sum(dim=1) * d2.square().sum(dim=1)
+    # Guard the sqrt at 0 (zero descriptors of flat regions): the gradient stays finite there.
+    norms = torch.where(norms > 0, norms, torch.ones_like(norms)).sqrt()
+    return torch.where(dot == 0, torch.zeros_like(dot), 1 - dot / norms)
+
+
+def _reduce(distance: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    """``(B, H, W)`` distances -> scalar (weighted mean or sum) or the masked map for ``"none"``."""
+    if weights is not None:
+        weights = weights.expand_as(distance)
+        distance = distance * weights
+    if reduction == "none":
+        return distance
+    if reduction == "sum":
+        return distance.sum()
+    if weights is None:
+        return distance.mean()
+    # A mask that selects nothing gives 0, not NaN.
+    return distance.sum() / weights.sum().clamp_min(torch.finfo(distance.dtype).tiny)
+
+
+def _mask_on_grid(
+    mask: torch.Tensor | None, image: torch.Tensor, descriptor: SIFTFlowDescriptor
+) -> torch.Tensor | None:
+    """A pixel mask read at the descriptor's sample points: ``(B, H', W')`` float weights."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor of shape B x 1 x H x W or B x H x W, got {type(mask).__name__}")
+    batch, _, height, width = image.shape
+    if mask.dim() == 4 and mask.shape[1] == 1:
+        mask = mask[:, 0]
+    if mask.dim() != 3 or mask.shape[0] not in (1, batch) or mask.shape[1:] != (height, width):
+        raise ValueError(
+            f"mask must have shape {batch} x 1 x {height} x {width} (or {batch} x {height} x {width}) to match "
+            f"the images, got {tuple(mask.shape)}"
+        )
+    out_h, out_w = descriptor.output_size(height, width)
+    shift = 0 if descriptor.include_boundary else 2 * max(descriptor.cell_sizes)
+    step = descriptor.step_size
+    sampled = mask[:, shift : shift + (out_h - 1) * step + 1 : step, shift : shift + (out_w - 1) * step + 1 : step]
+    return sampled.to(image.dtype if image.dtype != torch.bfloat16 else torch.float32)
+
+
+def sift_flow_loss(
+    image1: torch.Tensor,
+    image2: torch.Tensor,
+    metric: str = "l1",
+    reduction: str = "mean",
+    mask: torch.Tensor | None = None,
+    cell_size: int | Sequence[int] = 2,
+    step_size: int = 1,
+    include_boundary: bool = True,
+    num_bins: int = 8,
+) -> torch.Tensor:
+    r"""Distance between the SIFT Flow descriptors of two image batches.
+
+    Args:
+        image1: ``(B, C, H, W)`` float images in ``[0, 1]``.
+        image2: same shape as ``image1``.
+        metric: ``"l1"`` (default), ``"l2"``, ``"cosine"`` or ``"charbonnier"``, see
+            :func:`descriptor_distance`.
+        reduction: ``"mean"`` (default, over unmasked descriptor pixels), ``"sum"`` or ``"none"``.
+        mask: optional ``(B, 1, H, W)`` (or ``(B, H, W)``) weights or bool, read at each descriptor's
+            sample point; masked-out pixels do not count.
+        cell_size, step_size, include_boundary, num_bins: descriptor options, see
+            :func:`~siftflow_nn.sift_flow_descriptor`.
+
+    Returns:
+        A scalar, or ``(B, H', W')`` per-pixel distances for ``reduction="none"``.
+
+    Example:
+        >>> image = torch.rand(2, 3, 24, 24)
+        >>> sift_flow_loss(image, image)
+        tensor(0.)
+        >>> sift_flow_loss(image, image.flip(-1), reduction="none").shape
+        torch.Size([2, 24, 24])
+    """
+    return SIFTFlowLoss(metric, reduction, cell_size, step_size, include_boundary, num_bins).to(image1.device)(
+        image1, image2, mask
+    )
+
+
+class SIFTFlowLoss(nn.Module):
+    r"""Module form of :func:`sift_flow_loss`: a frozen descriptor and a distance, options fixed.
+
+    Args:
+        metric: ``"l1"``, ``"l2"``, ``"cosine"`` or ``"charbonnier"``. Default ``"l1"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``. Default ``"mean"``.
+        cell_size, step_size, include_boundary, num_bins: descriptor options.
+
+    Shape:
+        - image1, image2: ``(B, C, H, W)``; mask: ``(B, 1, H, W)`` or ``(B, H, W)``.
+        - Output: scalar, or ``(B, H', W')`` with ``reduction="none"``.
+
+    Example:
+        >>> loss = SIFTFlowLoss(metric="charbonnier")
+        >>> image = torch.rand(1, 3, 20, 20, requires_grad=True)
+        >>> loss(image, torch.rand(1, 3, 20, 20)).backward()
+        >>> image.grad.shape
+        torch.Size([1, 3, 20, 20])
+    """
+
+    def __init__(
+        self,
+        metric: str = "l1",
+        reduction: str = "mean",
+        cell_size: int | Sequence[int] = 2,
+        step_size: int = 1,
+        include_boundary: bool = True,
+        num_bins: int = 8,
+    ) -> None:
+        super().__init__()
+        self.metric = _check_choice(metric, METRICS, "metric")
+        self.reduction = _check_choice(reduction, REDUCTIONS, "reduction")
+        self.descriptor = SIFTFlowDescriptor(cell_size, step_size, include_boundary, num_bins)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_image(image1, "image1")
+        check_image(image2, "image2")
+        check_same_shape(image1, image2, "image1", "image2")
+        weights = _mask_on_grid(mask, image1, self.descriptor)
+        # One descriptor pass over both batches: half the kernel launches on a GPU.
+        d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
+        return _reduce(descriptor_distance(d1.float(), d2.float(), self.metric), weights, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"metric={self.metric!r}, reduction={self.reduction!r}"
+
+
+def sift_flow_warp_loss(
+    image1: torch.Tensor,
+    image2: torch.Tensor,
+    flow: torch.Tensor,
+    metric: str = "charbonnier",
+    reduction: str = "mean",
+    cell_size: int | Sequence[int] = 2,
+    num_bins: int = 8,
+) -> torch.Tensor:
+    r"""Unsupervised flow loss: image 1's descriptors against image 2's descriptors warped by ``flow``.
+
+    With ``image2(x + u, y + v) ~ image1(x, y)``, the descriptors of image 2 are warped back with
+    :func:`~siftflow_nn.warp` and compared with those of image 1 wherever ``(x + u, y + v)`` stays
+    inside image 2. The descriptors are dense (step 1, boundary included) so that they share the
+    flow's grid.
+
+    Args:
+        image1: ``(B, C, H, W)`` float images in ``[0, 1]``.
+        image2: same shape.
+        flow: ``(B, 2, H, W)`` predicted flow in pixels, x then y.
+        metric: see :func:`descriptor_distance`. Default ``"charbonnier"``.
+        reduction: ``"mean"`` (over valid pixels), ``"sum"`` or ``"none"``.
+        cell_size, num_bins: descriptor options.
+
+    Returns:
+        A scalar, or ``(B, H, W)`` masked per-pixel distances with ``reduction="none"``.
+
+    Example:
+        >>> image = torch.rand(1, 3, 24, 24)
+        >>> sift_flow_warp_loss(image, image, torch.zeros(1, 2, 24, 24)).item()
+        0.0
+    """
+    return SIFTFlowWarpLoss(metric, reduction, cell_size, num_bins).to(image1.device)(image1, image2, flow)
+
+
+class SIFTFlowWarpLoss(nn.Module):
+    r"""Module form of :func:`sift_flow_warp_loss`.
+
+    Example:
+        >>> loss = SIFTFlowWarpLoss()
+        >>> flow = torch.zeros(2, 2, 24, 32, requires_grad=True)
+        >>> loss(torch.rand(2, 3, 24, 32), torch.rand(2, 3, 24, 32), flow).backward()
+        >>> bool(flow.grad.abs().sum() > 0)
+        True
+    """
+
+    def __init__(
+        self,
+        metric: str = "charbonnier",
+        reduction: str = "mean",
+        cell_size: int | Sequence[int] = 2,
+        num_bins: int = 8,
+    ) -> None:
+        super().__init__()
+        self.metric = _check_choice(metric, METRICS, "metric")
+        self.reduction = _check_choice(reduction, REDUCTIONS, "reduction")
+        self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        check_image(image1, "image1")
+        check_image(image2, "image2")
+        check_same_shape(image1, image2, "image1", "image2")
+        check_flow(flow, image1)
+        d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
+        warped = warp(d2.float(), flow.float())
+        valid = warp_valid_mask(flow)[:, 0].to(warped.dtype)
+        return _reduce(descriptor_distance(d1.float(), warped, self.metric), valid, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"metric={self.metric!r}, reduction={self.reduction!r}"
