@@ -62,6 +62,11 @@ def descriptor_distance(d1: torch.Tensor, d2: torch.Tensor, metric: str = "l1", 
     return torch.where(dot == 0, torch.zeros_like(dot), 1 - dot / norms)
 
 
+def _widen(tensor: torch.Tensor) -> torch.Tensor:
+    """Distances of half-precision descriptors are summed over 128 channels: do it in float32."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def _reduce(distance: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
     """``(B, H, W)`` distances -> scalar (weighted mean or sum) or the masked map for ``"none"``."""
     if weights is not None:
@@ -97,7 +102,7 @@ def _mask_on_grid(
     shift = 0 if descriptor.include_boundary else 2 * max(descriptor.cell_sizes)
     step = descriptor.step_size
     sampled = mask[:, shift : shift + (out_h - 1) * step + 1 : step, shift : shift + (out_w - 1) * step + 1 : step]
-    return sampled.to(image.dtype if image.dtype != torch.bfloat16 else torch.float32)
+    return _widen(sampled.to(image.dtype))
 
 
 def sift_flow_loss(
@@ -180,7 +185,7 @@ class SIFTFlowLoss(nn.Module):
         weights = _mask_on_grid(mask, image1, self.descriptor)
         # One descriptor pass over both batches: half the kernel launches on a GPU.
         d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
-        return _reduce(descriptor_distance(d1.float(), d2.float(), self.metric), weights, self.reduction)
+        return _reduce(descriptor_distance(_widen(d1), _widen(d2), self.metric), weights, self.reduction)
 
     def extra_repr(self) -> str:
         return f"metric={self.metric!r}, reduction={self.reduction!r}"
@@ -250,9 +255,9 @@ class SIFTFlowWarpLoss(nn.Module):
         check_same_shape(image1, image2, "image1", "image2")
         check_flow(flow, image1)
         d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
-        warped = warp(d2.float(), flow.float())
+        warped = warp(_widen(d2), flow)
         valid = warp_valid_mask(flow)[:, 0].to(warped.dtype)
-        return _reduce(descriptor_distance(d1.float(), warped, self.metric), valid, self.reduction)
+        return _reduce(descriptor_distance(_widen(d1), warped, self.metric), valid, self.reduction)
 
     def extra_repr(self) -> str:
         return f"metric={self.metric!r}, reduction={self.reduction!r}"

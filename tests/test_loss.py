@@ -1,0 +1,150 @@
+"""SIFTFlowLoss, SIFTFlowWarpLoss, warp: values, reductions, masks, gradients, bad input."""
+
+import pytest
+import torch
+
+import siftflow_nn as sf
+from siftflow_nn.synthetic import synthetic_pair, textured_image, translated_pair
+
+
+@pytest.fixture
+def pair():
+    return textured_image(24, 28, seed=1)[None], textured_image(24, 28, seed=2)[None]
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2", "cosine", "charbonnier"])
+def test_zero_for_identical_images_and_positive_otherwise(metric, pair):
+    image1, image2 = pair
+    assert sf.sift_flow_loss(image1, image1, metric=metric).abs() < 1e-6
+    assert sf.sift_flow_loss(image1, image2, metric=metric) > 0.01
+
+
+def test_metrics_against_their_definitions(pair):
+    image1, image2 = pair
+    d1, d2 = sf.sift_flow_descriptor(image1), sf.sift_flow_descriptor(image2)
+    difference = d1 - d2
+    expected = {
+        "l1": difference.abs().sum(1).mean(),
+        "l2": (difference**2).sum(1).mean(),
+        "cosine": (1 - torch.nn.functional.cosine_similarity(d1, d2, dim=1)).mean(),
+        "charbonnier": ((difference**2 + 1e-6).sqrt() - 1e-3).sum(1).mean(),
+    }
+    for metric, value in expected.items():
+        torch.testing.assert_close(sf.sift_flow_loss(image1, image2, metric=metric), value, rtol=1e-5, atol=1e-6)
+
+
+def test_reductions_and_mask(pair):
+    image1, image2 = pair
+    per_pixel = sf.sift_flow_loss(image1, image2, reduction="none")
+    assert per_pixel.shape == (1, 24, 28)
+    torch.testing.assert_close(sf.sift_flow_loss(image1, image2, reduction="sum"), per_pixel.sum())
+    mask = torch.zeros(1, 1, 24, 28, dtype=torch.bool)
+    mask[..., :10, :] = True
+    torch.testing.assert_close(sf.sift_flow_loss(image1, image2, mask=mask), per_pixel[:, :10].mean())
+    assert sf.sift_flow_loss(image1, image2, mask=torch.zeros(1, 24, 28)) == 0
+
+
+def test_mask_is_read_at_the_descriptor_sample_points(pair):
+    image1, image2 = pair
+    loss = sf.SIFTFlowLoss(reduction="none", cell_size=2, step_size=2, include_boundary=False)
+    mask = torch.zeros(1, 1, 24, 28)
+    mask[..., 4, 4] = 1  # the first sample point without the boundary is (2 * cs, 2 * cs)
+    masked = loss(image1, image2, mask)
+    assert masked.shape == (1, 8, 10) and (masked[0, 0, 0] > 0) and masked.flatten()[1:].abs().max() == 0
+
+
+def test_module_matches_function_and_has_no_parameters(pair):
+    image1, image2 = pair
+    module = sf.SIFTFlowLoss(metric="cosine", cell_size=[2, 3])
+    assert list(module.parameters()) == [] and module.state_dict() == {}
+    torch.testing.assert_close(module(image1, image2), sf.sift_flow_loss(image1, image2, "cosine", cell_size=[2, 3]))
+    assert "metric='cosine'" in repr(module)
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2", "cosine", "charbonnier"])
+def test_gradients_reach_both_images_and_are_finite(metric, pair):
+    image1, image2 = (image.clone().requires_grad_(True) for image in pair)
+    flat = torch.full((1, 3, 24, 28), 0.5, requires_grad=True)
+    (sf.sift_flow_loss(image1, image2, metric=metric) + sf.sift_flow_loss(flat, flat, metric=metric)).backward()
+    for image in (image1, image2, flat):
+        assert torch.isfinite(image.grad).all()
+    assert image1.grad.abs().sum() > 0 and image2.grad.abs().sum() > 0
+
+
+def test_loss_gradcheck():
+    image1 = torch.rand(1, 1, 9, 10, dtype=torch.float64, requires_grad=True)
+    image2 = torch.rand(1, 1, 9, 10, dtype=torch.float64)
+    for metric in ("l2", "charbonnier", "cosine"):
+        assert torch.autograd.gradcheck(
+            lambda x: sf.sift_flow_loss(x, image2, metric=metric),
+            (image1,),
+            eps=1e-6,
+            atol=1e-5,  # noqa: B023
+        )
+
+
+# --- warp and the flow loss --------------------------------------------------------------------
+
+
+def test_warp_recovers_a_translation():
+    image1, image2, flow = translated_pair(20, 24, dx=3, dy=-2)
+    warped = sf.warp(image2[None], flow[None])[0]
+    torch.testing.assert_close(warped[:, 2:-2, 3:-3], image1[:, 2:-2, 3:-3])
+    valid = sf.warp_valid_mask(flow[None])[0, 0]
+    assert valid[2:, :-3].all() and not valid[:, -3:].any() and not valid[:2].any()
+
+
+def test_warp_gradcheck():
+    image = torch.rand(1, 2, 6, 7, dtype=torch.float64, requires_grad=True)
+    flow = (torch.rand(1, 2, 6, 7, dtype=torch.float64) * 3 - 1.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(sf.warp, (image, flow))
+
+
+def test_warp_loss_is_zero_at_the_true_flow_and_larger_elsewhere():
+    """Away from the borders (where the two crops' descriptors clamp differently) it is exactly 0."""
+    image1, image2, flow = (t[None] for t in translated_pair(32, 40, dx=2, dy=1))
+    loss = sf.SIFTFlowWarpLoss(reduction="none")
+    interior = (slice(None), slice(8, -8), slice(8, -8))
+    at_truth = loss(image1, image2, flow)[interior].mean()
+    assert at_truth < 1e-3
+    assert loss(image1, image2, torch.zeros_like(flow))[interior].mean() > 1.0
+    assert loss(image1, image2, flow + 1.0)[interior].mean() > 1.0
+
+
+def test_warp_loss_gradient_points_toward_the_true_flow():
+    image1, image2, flow = (t[None] for t in synthetic_pair(48, 48, max_displacement=1.5, seed=3))
+    estimate = torch.zeros_like(flow, requires_grad=True)
+    sf.sift_flow_warp_loss(image1, image2, estimate).backward()
+    # A descent step must reduce the error: the negative gradient correlates with the true flow.
+    assert (-estimate.grad * flow).sum() > 0
+
+
+def test_warp_loss_masks_points_that_leave_the_image():
+    image = torch.rand(1, 3, 16, 16)
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0] = 100.0  # every point leaves the image: nothing to compare
+    assert sf.sift_flow_warp_loss(image, torch.rand(1, 3, 16, 16), flow) == 0
+    assert sf.sift_flow_warp_loss(image, image, flow, reduction="none").abs().max() == 0
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_rejects_bad_arguments(pair):
+    image1, image2 = pair
+    with pytest.raises(ValueError, match="metric must be one of"):
+        sf.SIFTFlowLoss(metric="l3")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        sf.SIFTFlowLoss(reduction="max")
+    with pytest.raises(ValueError, match=r"image1 and image2 must have the same shape, got \(1, 3, 24, 28\) and"):
+        sf.sift_flow_loss(image1, image2[..., :20])
+    with pytest.raises(TypeError, match="image2 must be a torch.Tensor"):
+        sf.sift_flow_loss(image1, image2.numpy())
+    with pytest.raises(ValueError, match=r"mask must have shape 1 x 1 x 24 x 28"):
+        sf.sift_flow_loss(image1, image2, mask=torch.ones(1, 1, 12, 14))
+    with pytest.raises(
+        ValueError, match=r"flow must have shape 1 x 2 x 24 x 28 to match the image, got \(1, 2, 24, 27\)"
+    ):
+        sf.sift_flow_warp_loss(image1, image2, torch.zeros(1, 2, 24, 27))
+    with pytest.raises(ValueError, match="flow must have shape"):
+        sf.warp(image1, torch.zeros(1, 3, 24, 28))
