@@ -46,10 +46,14 @@ def minimum_length(max_cell_size: int, step: int, include_boundary: bool) -> int
 
 
 def plan_axis(count: int, cell_size: int, step: int, shift: int) -> AxisPlan:
-    """Group the 4 cell offsets of an axis with ``count`` descriptors into phases."""
+    """Group the 4 cell offsets of an axis with ``count`` descriptors into phases.
+
+    Only ``count`` depends on the image size, and it enters linearly: exporters with symbolic
+    shapes see no min / max of it.
+    """
     residues: list[int] = []
     phase_first: list[int] = []
-    phase_last: list[int] = []
+    phase_first_max: list[int] = []
     offset_phase: list[int] = []
     for offset in [-1, 0, 1, 2]:  # the original's cell offsets, in units of cell_size
         first = shift + offset * cell_size
@@ -57,32 +61,33 @@ def plan_axis(count: int, cell_size: int, step: int, shift: int) -> AxisPlan:
         if residue in residues:
             phase = residues.index(residue)
             phase_first[phase] = min(phase_first[phase], first)
-            phase_last[phase] = max(phase_last[phase], first + (count - 1) * step)
+            phase_first_max[phase] = max(phase_first_max[phase], first)
         else:
             phase = len(residues)
             residues.append(residue)
             phase_first.append(first)
-            phase_last.append(first + (count - 1) * step)
+            phase_first_max.append(first)
         offset_phase.append(phase)
-    phase_count = [(last - first) // step + 1 for first, last in zip(phase_first, phase_last)]
+    phase_count = [(high - low) // step + count for low, high in zip(phase_first, phase_first_max)]
     offset_start: list[int] = []
     for index, offset in enumerate([-1, 0, 1, 2]):
         offset_start.append((shift + offset * cell_size - phase_first[offset_phase[index]]) // step)
     return AxisPlan(phase_first, phase_count, offset_phase, offset_start, step)
 
 
-def filter_margins(length: int, plans: list[AxisPlan], cell_sizes: list[int]) -> tuple[int, int]:
+def filter_margins(cell_sizes: list[int], step: int, include_boundary: bool) -> tuple[int, int]:
     """Padding ``(low, high)`` an axis of the band maps needs so that every filter tap is inside.
 
     That covers the cell filter's reach (``cs`` before, 1 after) around every sampled position,
     including the positions beyond the image that :func:`compact_cell_maps` overwrites afterwards.
+    The bounds do not depend on the image size: the last sample of offset ``+2`` overshoots the
+    image by at most ``2 cs + 1 - step`` with the boundary, and never without it.
     """
-    low, high = 0, 0
-    for plan, cell_size in zip(plans, cell_sizes):
-        for first, count in zip(plan.phase_first, plan.phase_count):
-            last = first + (count - 1) * plan.step
-            low = max(low, cell_size - min(first, 0))
-            high = max(high, 1 + max(last - (length - 1), 0))
+    low, high = 0, 1
+    for cell_size in cell_sizes:
+        low = max(low, 2 * cell_size if include_boundary else cell_size)
+        if include_boundary:
+            high = max(high, 1 + max(0, 2 * cell_size + 1 - step))
     return low, high
 
 
@@ -92,20 +97,26 @@ def _clamped_filter(
     """The cell filter along ``dim`` at ``clamp(first + k * step, 0, length - 1)``, k < count.
 
     ``values`` holds image position p at index ``p + origin``, with replicated margins. The original
-    clamps the *cell map*, not the bands, so positions beyond the image are computed (cheaply, no
-    copy of the map) and then overwritten with the filtered value at the image edge.
+    clamps the *cell map*, not the bands, so positions beyond the image are computed (cheaply) and
+    then replaced by the filtered value at the image edge.
     """
     out = cell_filter_at(values, dim, cell_size, origin + first, count, step)
-    below = min(count, max(0, (step - 1 - first) // step))  # positions < 0
-    last = first + (count - 1) * step
-    above = min(count - below, max(0, (last - length + step) // step))  # positions > length - 1
-    if below > 0:
-        edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
-        out.narrow(dim, 0, below).copy_(edge.expand(_sized(edge.shape, dim, below)))
-    if above > 0:
-        edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
-        out.narrow(dim, count - above, above).copy_(edge.expand(_sized(edge.shape, dim, above)))
-    return out
+    low_edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
+    high_edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
+    if torch.jit.is_scripting() or not torch.compiler.is_compiling():
+        # Eager and TorchScript: overwrite the few clamped slots, counted from concrete sizes.
+        below = min(count, max(0, (step - 1 - first) // step))  # positions < 0
+        last = first + (count - 1) * step
+        above = min(count - below, max(0, (last - length + step) // step))  # positions > length - 1
+        if below > 0:
+            out.narrow(dim, 0, below).copy_(low_edge.expand(_sized(low_edge.shape, dim, below)))
+        if above > 0:
+            out.narrow(dim, count - above, above).copy_(high_edge.expand(_sized(high_edge.shape, dim, above)))
+        return out
+    # torch.compile / torch.export see symbolic sizes: select by position instead of counting.
+    positions = torch.arange(count, device=out.device) * step + first
+    positions = positions.view(-1, 1) if dim == -2 else positions
+    return torch.where(positions < 0, low_edge, torch.where(positions > length - 1, high_edge, out))
 
 
 def _sized(shape: list[int], dim: int, size: int) -> list[int]:

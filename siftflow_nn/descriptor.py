@@ -74,6 +74,7 @@ def _sample_scales(
     cell_sizes: list[int],
     plans: list[tuple[AxisPlan, AxisPlan]],
     step_size: int,
+    include_boundary: bool,
     out_h: int,
     out_w: int,
     inplace: bool = False,
@@ -91,12 +92,11 @@ def _sample_scales(
     # Pad the two one-channel gradient maps rather than the num_bins-channel band maps: the bands
     # are pointwise in the gradient, so they come out replicate-padded for the cell filter.
     height, width = image.shape[-2], image.shape[-1]
-    low_y, high_y = filter_margins(height, [rows for rows, _ in plans], cell_sizes)
-    low_x, high_x = filter_margins(width, [cols for _, cols in plans], cell_sizes)
-    gradients = F.pad(torch.cat([gx, gy], dim=1), [low_x, high_x, low_y, high_y], mode="replicate")
+    low, high = filter_margins(cell_sizes, step_size, include_boundary)
+    gradients = F.pad(torch.cat([gx, gy], dim=1), [low, high, low, high], mode="replicate")
     bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis.to(work.dtype), inplace)
     return [
-        sample_scale(bands, (low_y, low_x), (height, width), cs, rows, cols, out_h, out_w)
+        sample_scale(bands, (low, low), (height, width), cs, rows, cols, out_h, out_w)
         for cs, (rows, cols) in zip(cell_sizes, plans)
     ]
 
@@ -120,8 +120,10 @@ def _sift_flow(
     plans = [(plan_axis(out_h, cs, step_size, shift), plan_axis(out_w, cs, step_size, shift)) for cs in cell_sizes]
     if not torch.jit.is_scripting():
         if not _in_graph_capture():
-            return _sift_flow_eager(image, basis, cell_sizes, plans, step_size, out_h, out_w, out_dtype)
-    scales = _sample_scales(image, basis, cell_sizes, plans, step_size, out_h, out_w)
+            return _sift_flow_eager(
+                image, basis, cell_sizes, plans, step_size, include_boundary, out_h, out_w, out_dtype
+            )
+    scales = _sample_scales(image, basis, cell_sizes, plans, step_size, include_boundary, out_h, out_w)
     return gather_with_cat(scales, out_h, out_w, out_dtype)
 
 
@@ -137,6 +139,7 @@ def _sift_flow_eager(
     cell_sizes: list[int],
     plans: list[tuple[AxisPlan, AxisPlan]],
     step_size: int,
+    include_boundary: bool,
     out_h: int,
     out_w: int,
     out_dtype: torch.dtype,
@@ -145,7 +148,7 @@ def _sift_flow_eager(
     batch = image.shape[0]
     shape = (batch, 16 * basis.shape[1] * len(cell_sizes), out_h, out_w)
     if torch.is_grad_enabled() and image.requires_grad:
-        scales = _sample_scales(image, basis, cell_sizes, plans, step_size, out_h, out_w)
+        scales = _sample_scales(image, basis, cell_sizes, plans, step_size, include_boundary, out_h, out_w)
         layout, tensors = flatten_scales(scales)
         return ScaledGather.apply(layout, out_dtype, shape, *tensors)
     out = torch.empty(shape, dtype=out_dtype, device=image.device)
@@ -155,7 +158,9 @@ def _sift_flow_eager(
     with torch.no_grad():
         for start in range(0, batch, chunk):
             part = image[start : start + chunk]
-            scales = _sample_scales(part, basis, cell_sizes, plans, step_size, out_h, out_w, inplace=True)
+            scales = _sample_scales(
+                part, basis, cell_sizes, plans, step_size, include_boundary, out_h, out_w, inplace=True
+            )
             write_descriptors(out[start : start + chunk], scales)
     return out
 

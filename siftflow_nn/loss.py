@@ -226,6 +226,28 @@ def sift_flow_warp_loss(
     return SIFTFlowWarpLoss(metric, reduction, cell_size, num_bins).to(image1.device)(image1, image2, flow)
 
 
+def descriptor_warp_loss(
+    d1: torch.Tensor, d2: torch.Tensor, flow: torch.Tensor, metric: str = "charbonnier", reduction: str = "mean"
+) -> torch.Tensor:
+    """:func:`sift_flow_warp_loss` on descriptors already computed (dense: step 1, boundary included).
+
+    For models that use the descriptors as features too, so that they are computed once.
+
+    Args:
+        d1: ``(B, D, H, W)`` descriptors of image 1.
+        d2: ``(B, D, H, W)`` descriptors of image 2.
+        flow: ``(B, 2, H, W)`` flow in pixels.
+        metric, reduction: as in :func:`sift_flow_warp_loss`.
+    """
+    _check_choice(metric, METRICS, "metric")
+    _check_choice(reduction, REDUCTIONS, "reduction")
+    check_same_shape(d1, d2, "d1", "d2")
+    check_flow(flow, d1)
+    warped = warp(_widen(d2), flow)
+    valid = warp_valid_mask(flow)[:, 0].to(warped.dtype)
+    return _reduce(descriptor_distance(_widen(d1), warped, metric), valid, reduction)
+
+
 class SIFTFlowWarpLoss(nn.Module):
     r"""Module form of :func:`sift_flow_warp_loss`.
 
@@ -255,9 +277,7 @@ class SIFTFlowWarpLoss(nn.Module):
         check_same_shape(image1, image2, "image1", "image2")
         check_flow(flow, image1)
         d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
-        warped = warp(_widen(d2), flow)
-        valid = warp_valid_mask(flow)[:, 0].to(warped.dtype)
-        return _reduce(descriptor_distance(_widen(d1), warped, self.metric), valid, self.reduction)
+        return descriptor_warp_loss(d1, d2, flow, self.metric, self.reduction)
 
     def extra_repr(self) -> str:
         return f"metric={self.metric!r}, reduction={self.reduction!r}"

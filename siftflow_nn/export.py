@@ -1,0 +1,136 @@
+"""Exporting modules of this package: torch.export with dynamic shapes, and ONNX (optional extra).
+
+``torch.jit.script``, ``torch.jit.trace`` and ``torch.compile(fullgraph=True)`` work on the modules
+directly; the helpers here add what those need but plain calls lack: dynamic batch, height and
+width for every image input, and clear errors when the ONNX tooling is missing.
+"""
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.export import Dim
+
+from siftflow_nn.io import atomic_path
+
+__all__ = ["export_onnx", "export_program", "run_onnx"]
+
+MIN_OPSET = 18  # the dynamo-based ONNX exporter's first opset
+INSTALL_HINT = "pip install 'siftflow_nn[export]' (onnx, onnxscript and onnxruntime)"
+
+
+def _example_inputs(
+    module: nn.Module, example: torch.Tensor | Sequence[torch.Tensor] | None
+) -> tuple[torch.Tensor, ...]:
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if example is None:
+        example = torch.rand(1, 3, 64, 64)
+    inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"example[{index}] must be a B x C x H x W tensor, got {shape}")
+    return inputs
+
+
+def _dynamic_shapes(inputs: tuple[torch.Tensor, ...], min_size: int, max_size: int) -> tuple[dict[int, Dim], ...]:
+    """Batch, height and width dynamic and shared by all inputs (the modules need equal sizes)."""
+    batch = Dim("batch", min=1, max=4096)
+    height = Dim("height", min=min_size, max=max_size)
+    width = Dim("width", min=min_size, max=max_size)
+    return tuple({0: batch, 2: height, 3: width} for _ in inputs)
+
+
+def export_program(
+    module: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    min_size: int = 16,
+    max_size: int = 16384,
+) -> torch.export.ExportedProgram:
+    """``torch.export.export`` of ``module`` with dynamic batch, height and width.
+
+    Sizes enter the descriptor through floor divisions by the step (``H // step``), which symbolic
+    shapes cannot always bound; such facts become run-time assertions instead of failed guards.
+
+    Args:
+        module: the module to export, e.g. a :class:`~siftflow_nn.SIFTFlowDescriptor`.
+        example: one example input, or a sequence of them (default: a ``1 x 3 x 64 x 64`` image).
+        min_size, max_size: the range of heights and widths the program accepts.
+
+    Example:
+        >>> program = export_program(sf.SIFTFlowDescriptor(step_size=2))
+        >>> program.module()(torch.rand(2, 1, 40, 50)).shape
+        torch.Size([2, 128, 20, 25])
+    """
+    inputs = _example_inputs(module, example)
+    return torch.export.export(
+        module,
+        inputs,
+        dynamic_shapes=_dynamic_shapes(inputs, min_size, max_size),
+        prefer_deferred_runtime_asserts_over_guards=True,
+    )
+
+
+def export_onnx(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    example: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    opset_version: int = MIN_OPSET,
+    min_size: int = 16,
+    max_size: int = 16384,
+) -> None:
+    """Write ``module`` as an ONNX file with dynamic batch, height and width.
+
+    Uses the dynamo-based ``torch.onnx.export``; needs the ``export`` extra (onnx, onnxscript). The
+    file is written atomically: an interrupted export leaves no partial file.
+
+    Args:
+        module: the module to export (a descriptor, a loss, or a model containing them).
+        path: where to write the ``.onnx`` file.
+        example: example input(s), as in :func:`export_program`.
+        opset_version: ONNX opset, at least 18.
+        min_size, max_size: the range of heights and widths the model accepts.
+
+    Raises:
+        ImportError: onnx or onnxscript is not installed (says what to install).
+        ValueError: an unsupported opset, or an example that is not an image batch.
+    """
+    if opset_version < MIN_OPSET:
+        raise ValueError(f"opset_version must be at least {MIN_OPSET} (the dynamo-based exporter), got {opset_version}")
+    inputs = _example_inputs(module, example)
+    for package in ("onnx", "onnxscript"):
+        try:
+            __import__(package)
+        except ImportError as error:
+            raise ImportError(f"export_onnx needs {package}: {INSTALL_HINT}") from error
+    path = os.fspath(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter warns about unrelated torchvision ops
+        program = torch.onnx.export(
+            module,
+            inputs,
+            dynamo=True,
+            dynamic_shapes=_dynamic_shapes(inputs, min_size, max_size),
+            opset_version=opset_version,
+            verbose=False,
+        )
+    with atomic_path(path) as temporary:
+        program.save(os.fspath(temporary))
+
+
+def run_onnx(path: str | os.PathLike[str], *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Run an ONNX file with onnxruntime on CPU tensors; returns its outputs as tensors.
+
+    Raises:
+        ImportError: onnxruntime is not installed (says what to install).
+    """
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(f"run_onnx needs onnxruntime: {INSTALL_HINT}") from error
+    session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    feeds = {spec.name: tensor.detach().cpu().numpy() for spec, tensor in zip(session.get_inputs(), inputs)}
+    return [torch.from_numpy(output) for output in session.run(None, feeds)]
