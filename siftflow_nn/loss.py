@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from siftflow_nn._checks import check_flow, check_image, check_same_shape
+from siftflow_nn._sampling import output_length
 from siftflow_nn.descriptor import SIFTFlowDescriptor
 from siftflow_nn.warp import warp, warp_valid_mask
 
@@ -46,8 +47,9 @@ def descriptor_distance(d1: torch.Tensor, d2: torch.Tensor, metric: str = "l1", 
         >>> descriptor_distance(d, d, "charbonnier").abs().max() < 1e-6
         tensor(True)
     """
-    _check_choice(metric, METRICS, "metric")
-    check_same_shape(d1, d2, "d1", "d2")
+    if not torch.jit.is_scripting():
+        _check_choice(metric, METRICS, "metric")
+        check_same_shape(d1, d2, "d1", "d2")
     difference = d1 - d2
     if metric == "l1":
         return difference.abs().sum(dim=1)
@@ -64,7 +66,9 @@ def descriptor_distance(d1: torch.Tensor, d2: torch.Tensor, metric: str = "l1", 
 
 def _widen(tensor: torch.Tensor) -> torch.Tensor:
     """Distances of half-precision descriptors are summed over 128 channels: do it in float32."""
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+    if tensor.dtype == torch.float16 or tensor.dtype == torch.bfloat16:
+        return tensor.float()
+    return tensor
 
 
 def _reduce(distance: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
@@ -79,28 +83,25 @@ def _reduce(distance: torch.Tensor, weights: torch.Tensor | None, reduction: str
     if weights is None:
         return distance.mean()
     # A mask that selects nothing gives 0, not NaN.
-    return distance.sum() / weights.sum().clamp_min(torch.finfo(distance.dtype).tiny)
+    return distance.sum() / weights.sum().clamp_min(1e-12)
 
 
 def _mask_on_grid(
-    mask: torch.Tensor | None, image: torch.Tensor, descriptor: SIFTFlowDescriptor
-) -> torch.Tensor | None:
-    """A pixel mask read at the descriptor's sample points: ``(B, H', W')`` float weights."""
-    if mask is None:
-        return None
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a torch.Tensor of shape B x 1 x H x W or B x H x W, got {type(mask).__name__}")
-    batch, _, height, width = image.shape
+    mask: torch.Tensor, image: torch.Tensor, cell_sizes: list[int], step: int, include_boundary: bool
+) -> torch.Tensor:
+    """A pixel mask read at the descriptor's sample points: ``(B or 1, H', W')`` weights."""
+    batch, height, width = image.shape[0], image.shape[2], image.shape[3]
     if mask.dim() == 4 and mask.shape[1] == 1:
         mask = mask[:, 0]
-    if mask.dim() != 3 or mask.shape[0] not in (1, batch) or mask.shape[1:] != (height, width):
+    if mask.dim() != 3 or (mask.shape[0] != 1 and mask.shape[0] != batch) or mask.shape[1:] != image.shape[2:]:
         raise ValueError(
             f"mask must have shape {batch} x 1 x {height} x {width} (or {batch} x {height} x {width}) to match "
-            f"the images, got {tuple(mask.shape)}"
+            f"the images, got {list(mask.shape)}"
         )
-    out_h, out_w = descriptor.output_size(height, width)
-    shift = 0 if descriptor.include_boundary else 2 * max(descriptor.cell_sizes)
-    step = descriptor.step_size
+    largest = max(cell_sizes)
+    out_h = output_length(height, largest, step, include_boundary)
+    out_w = output_length(width, largest, step, include_boundary)
+    shift = 0 if include_boundary else 2 * largest
     sampled = mask[:, shift : shift + (out_h - 1) * step + 1 : step, shift : shift + (out_w - 1) * step + 1 : step]
     return _widen(sampled.to(image.dtype))
 
@@ -179,10 +180,18 @@ class SIFTFlowLoss(nn.Module):
         self.descriptor = SIFTFlowDescriptor(cell_size, step_size, include_boundary, num_bins)
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_image(image1, "image1")
-        check_image(image2, "image2")
-        check_same_shape(image1, image2, "image1", "image2")
-        weights = _mask_on_grid(mask, image1, self.descriptor)
+        if not torch.jit.is_scripting():
+            check_image(image1, "image1")
+            check_image(image2, "image2")
+            check_same_shape(image1, image2, "image1", "image2")
+            if mask is not None and not isinstance(mask, torch.Tensor):
+                raise TypeError(f"mask must be a torch.Tensor of shape B x 1 x H x W, got {type(mask).__name__}")
+        weights: torch.Tensor | None = None
+        if mask is not None:
+            descriptor = self.descriptor
+            weights = _mask_on_grid(
+                mask, image1, descriptor.cell_sizes, descriptor.step_size, descriptor.include_boundary
+            )
         # One descriptor pass over both batches: half the kernel launches on a GPU.
         d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
         return _reduce(descriptor_distance(_widen(d1), _widen(d2), self.metric), weights, self.reduction)
@@ -239,10 +248,11 @@ def descriptor_warp_loss(
         flow: ``(B, 2, H, W)`` flow in pixels.
         metric, reduction: as in :func:`sift_flow_warp_loss`.
     """
-    _check_choice(metric, METRICS, "metric")
-    _check_choice(reduction, REDUCTIONS, "reduction")
-    check_same_shape(d1, d2, "d1", "d2")
-    check_flow(flow, d1)
+    if not torch.jit.is_scripting():
+        _check_choice(metric, METRICS, "metric")
+        _check_choice(reduction, REDUCTIONS, "reduction")
+        check_same_shape(d1, d2, "d1", "d2")
+        check_flow(flow, d1)
     warped = warp(_widen(d2), flow)
     valid = warp_valid_mask(flow)[:, 0].to(warped.dtype)
     return _reduce(descriptor_distance(_widen(d1), warped, metric), valid, reduction)
@@ -272,10 +282,11 @@ class SIFTFlowWarpLoss(nn.Module):
         self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins)
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        check_image(image1, "image1")
-        check_image(image2, "image2")
-        check_same_shape(image1, image2, "image1", "image2")
-        check_flow(flow, image1)
+        if not torch.jit.is_scripting():
+            check_image(image1, "image1")
+            check_image(image2, "image2")
+            check_same_shape(image1, image2, "image1", "image2")
+            check_flow(flow, image1)
         d1, d2 = self.descriptor(torch.cat([image1, image2])).chunk(2)
         return descriptor_warp_loss(d1, d2, flow, self.metric, self.reduction)
 

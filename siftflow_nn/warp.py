@@ -43,17 +43,19 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
                 [ 5.,  6.,  7.,  7.],
                 [ 9., 10., 11., 11.]])
     """
-    check_image(image)
-    check_flow(flow, image)
+    if not torch.jit.is_scripting():
+        check_image(image)
+        check_flow(flow, image)
     grid = _sampling_grid(flow.to(image.dtype))
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
 def warp_valid_mask(flow: torch.Tensor) -> torch.Tensor:
     """``(B, 1, H, W)`` bool: where ``(x + u, y + v)`` lies inside the image (borders included)."""
-    if not isinstance(flow, torch.Tensor) or flow.dim() != 4 or flow.shape[1] != 2:
-        shape = tuple(flow.shape) if isinstance(flow, torch.Tensor) else type(flow).__name__
-        raise ValueError(f"flow must have shape B x 2 x H x W, got {shape}")
+    if not torch.jit.is_scripting():
+        if not isinstance(flow, torch.Tensor) or flow.dim() != 4 or flow.shape[1] != 2:
+            shape = tuple(flow.shape) if isinstance(flow, torch.Tensor) else type(flow).__name__
+            raise ValueError(f"flow must have shape B x 2 x H x W, got {shape}")
     _, _, height, width = flow.shape
     xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width) + flow[:, 0]
     ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1) + flow[:, 1]
