@@ -55,11 +55,12 @@ def smooth_flow(height: int, width: int, max_displacement: float = 4.0, seed: in
 
 
 def synthetic_pair(
-    height: int, width: int, max_displacement: float = 4.0, channels: int = 3, seed: int = 0
+    height: int, width: int, max_displacement: float = 4.0, channels: int = 3, seed: int = 0, noise: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(image1, image2, flow)``, each without batch dimension, with ``image1(x) = image2(x + flow(x))``.
 
-    Image 2 is a textured image; image 1 is image 2 warped back by a smooth random flow.
+    Image 2 is a textured image; image 1 is image 2 warped back by a smooth random flow. With
+    ``noise``, independent Gaussian noise of that standard deviation is added to both (clamped).
 
     Example:
         >>> image1, image2, flow = synthetic_pair(32, 40, max_displacement=2.0)
@@ -69,6 +70,10 @@ def synthetic_pair(
     image2 = textured_image(height, width, channels, seed=seed)
     flow = smooth_flow(height, width, max_displacement, seed=seed + 1)
     image1 = warp(image2[None], flow[None])[0]
+    if noise > 0:
+        generator = torch.Generator().manual_seed(seed + 2)
+        image1 = (image1 + noise * torch.randn(image1.shape, generator=generator)).clamp(0, 1)
+        image2 = (image2 + noise * torch.randn(image2.shape, generator=generator)).clamp(0, 1)
     return image1, image2, flow
 
 

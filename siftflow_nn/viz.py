@@ -1,0 +1,135 @@
+"""Pictures of flows and descriptors, and the Middlebury ``.flo`` flow format."""
+
+import os
+
+import numpy as np
+import torch
+
+from siftflow_nn.io import atomic_path
+
+__all__ = ["descriptor_to_color", "flow_to_color", "read_flo", "write_flo"]
+
+FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float
+
+
+def _color_wheel() -> np.ndarray:
+    """The Middlebury colour wheel (Baker et al., 2011): 55 hues, red-yellow-green-cyan-blue-magenta."""
+    red, yellow, green, cyan, blue, magenta = (
+        (255, 0, 0),
+        (255, 255, 0),
+        (0, 255, 0),
+        (0, 255, 255),
+        (0, 0, 255),
+        (255, 0, 255),
+    )
+    segments = [
+        (15, red, yellow),
+        (6, yellow, green),
+        (4, green, cyan),
+        (11, cyan, blue),
+        (13, blue, magenta),
+        (6, magenta, red),
+    ]
+    colors = []
+    for count, start, end in segments:
+        for index in range(count):
+            fraction = index / count
+            colors.append([s + (e - s) * fraction for s, e in zip(start, end)])
+    return np.asarray(colors, dtype=np.float64)
+
+
+def flow_to_color(flow: torch.Tensor | np.ndarray, max_flow: float | None = None) -> np.ndarray:
+    """Colour-code a ``(2, H, W)`` flow (x then y) as an H x W x 3 uint8 image, Middlebury style.
+
+    Hue gives the direction, saturation the magnitude relative to ``max_flow`` (default: the
+    largest magnitude in the flow); white is no motion. NaN or infinite vectors are black.
+
+    Example:
+        >>> flow = torch.zeros(2, 4, 5)
+        >>> flow[0, :, 3:] = 2.0
+        >>> image = flow_to_color(flow)
+        >>> image.shape, image.dtype, image[0, 0].tolist(), image[0, 4].tolist()
+        ((4, 5, 3), dtype('uint8'), [255, 255, 255], [255, 0, 0])
+    """
+    array = flow.detach().cpu().double().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow, np.float64)
+    if array.ndim != 3 or array.shape[0] != 2:
+        raise ValueError(f"flow must have shape 2 x H x W, got {array.shape}")
+    u, v = array
+    finite = np.isfinite(u) & np.isfinite(v)
+    u, v = np.where(finite, u, 0), np.where(finite, v, 0)
+    radius = np.hypot(u, v)
+    scale = max_flow if max_flow is not None else float(radius.max(initial=0.0))
+    if scale > 0:
+        radius, u, v = radius / scale, u / scale, v / scale
+    wheel = _color_wheel()
+    count = len(wheel)
+    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]
+    position = (angle + 1) / 2 * (count - 1)
+    low = np.floor(position).astype(int)
+    high = (low + 1) % count
+    fraction = (position - low)[..., None]
+    color = ((1 - fraction) * wheel[low] + fraction * wheel[high]) / 255.0
+    saturation = np.clip(radius, 0, 1)[..., None]
+    color = 1 - saturation * (1 - color)
+    color[radius > 1] *= 0.75  # beyond max_flow: darker, as in the reference code
+    color[~finite] = 0
+    return np.round(color * 255).astype(np.uint8)
+
+
+def descriptor_to_color(descriptor: torch.Tensor) -> torch.Tensor:
+    """Show a ``(D, H, W)`` descriptor image as colours: its first three principal components.
+
+    As Ce Liu's ``showColorSIFT``: project every descriptor on the three leading principal
+    directions of the image's descriptors, then stretch each component to [0, 1].
+
+    Returns:
+        ``(3, H, W)`` float tensor in [0, 1].
+
+    Example:
+        >>> sf.viz.descriptor_to_color(torch.rand(128, 6, 7)).shape
+        torch.Size([3, 6, 7])
+    """
+    if not isinstance(descriptor, torch.Tensor) or descriptor.dim() != 3:
+        shape = tuple(descriptor.shape) if isinstance(descriptor, torch.Tensor) else type(descriptor).__name__
+        raise ValueError(f"descriptor must be a D x H x W tensor, got {shape}")
+    channels, height, width = descriptor.shape
+    samples = descriptor.reshape(channels, -1).T.double()
+    centred = samples - samples.mean(dim=0)
+    # The principal directions of a few thousand random pixels are those of the whole image.
+    subset = centred[torch.randperm(centred.shape[0], generator=torch.Generator().manual_seed(0))[:20000]]
+    _, _, directions = torch.linalg.svd(subset, full_matrices=False)
+    components = centred @ directions[: min(3, channels)].T
+    if components.shape[1] < 3:
+        components = torch.cat([components, components.new_zeros(components.shape[0], 3 - components.shape[1])], 1)
+    low, high = components.min(dim=0).values, components.max(dim=0).values
+    components = (components - low) / (high - low).clamp_min(1e-12)
+    return components.T.reshape(3, height, width).float()
+
+
+def write_flo(path: str | os.PathLike[str], flow: torch.Tensor | np.ndarray) -> None:
+    """Write a ``(2, H, W)`` flow in the Middlebury ``.flo`` format, atomically."""
+    array = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow)
+    if array.ndim != 3 or array.shape[0] != 2:
+        raise ValueError(f"flow must have shape 2 x H x W, got {array.shape}")
+    _, height, width = array.shape
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.asarray([FLO_MAGIC], "<f4").tofile(handle)
+        np.asarray([width, height], "<i4").tofile(handle)
+        np.ascontiguousarray(array.transpose(1, 2, 0), dtype="<f4").tofile(handle)
+
+
+def read_flo(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Read a Middlebury ``.flo`` file as a ``(2, H, W)`` float32 tensor.
+
+    Raises:
+        ValueError: the file is not a ``.flo`` file or is truncated (the message names it).
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or np.frombuffer(header[:4], "<f4")[0] != FLO_MAGIC:
+            raise ValueError(f"{path}: not a Middlebury .flo file (bad magic number)")
+        width, height = (int(value) for value in np.frombuffer(header[4:], "<i4"))
+        data = np.fromfile(handle, "<f4")
+    if width <= 0 or height <= 0 or data.size != 2 * width * height:
+        raise ValueError(f"{path}: truncated or corrupt .flo file ({width} x {height} expected)")
+    return torch.from_numpy(data.reshape(height, width, 2).transpose(2, 0, 1).copy())

@@ -1,0 +1,185 @@
+"""local_match, soft_local_match and SIFTFlow: accuracy on pairs with known flow, the original's energy."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import siftflow_nn as sf
+from siftflow_nn.matching import local_match, soft_local_match
+from siftflow_nn.sift_flow import SIFTFlow
+from siftflow_nn.synthetic import synthetic_pair, textured_image, translated_pair
+from siftflow_nn.warp import warp
+from tests.conftest import REFERENCE
+
+MARGIN = 10  # pixels near the border, where part of the true match lies outside image 2
+
+
+def _epe(flow: torch.Tensor, truth: torch.Tensor) -> float:
+    return float((flow - truth).square().sum(0).sqrt()[MARGIN:-MARGIN, MARGIN:-MARGIN].mean())
+
+
+def _descriptors(image1: torch.Tensor, image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    d = sf.sift_flow_descriptor(torch.stack([image1, image2]), cell_size=3)
+    return d[:1], d[1:]
+
+
+# --- local matching ----------------------------------------------------------------------------
+
+
+def test_local_match_recovers_a_translation_exactly():
+    image1, image2, truth = translated_pair(48, 64, dx=3, dy=-2)
+    flow, score = local_match(*_descriptors(image1, image2), radius=4)
+    assert flow.shape == (1, 2, 48, 64) and score.shape == (1, 48, 64)
+    assert _epe(flow[0], truth) == 0
+
+
+def test_local_match_equals_brute_force_on_random_descriptors():
+    d1, d2 = torch.rand(2, 16, 9, 11), torch.rand(2, 16, 9, 11)
+    flow, score = local_match(d1, d2, radius=2)
+    for b, y, x in [(0, 0, 0), (1, 4, 5), (0, 8, 10), (1, 2, 9)]:
+        best, best_uv = -math.inf, None
+        for v in range(-2, 3):
+            for u in range(-2, 3):
+                if 0 <= y + v < 9 and 0 <= x + u < 11:
+                    value = float((d1[b, :, y, x] * d2[b, :, y + v, x + u]).sum())
+                    if value > best:
+                        best, best_uv = value, (u, v)
+        assert flow[b, :, y, x].tolist() == [float(c) for c in best_uv]
+        assert math.isclose(score[b, y, x].item(), best, rel_tol=1e-5)
+
+
+def test_local_match_prefers_no_motion_on_ties():
+    flow, _ = local_match(torch.zeros(1, 8, 6, 6), torch.zeros(1, 8, 6, 6), radius=2)
+    assert flow.abs().max() == 0
+
+
+def test_soft_local_match_is_differentiable_and_approaches_the_hard_match():
+    image1, image2, truth = translated_pair(40, 48, dx=-2, dy=1)
+    d1, d2 = _descriptors(image1, image2)
+    d1.requires_grad_(True)
+    soft = soft_local_match(d1, d2, radius=3, temperature=0.005)
+    assert abs(_epe(soft[0].detach(), truth)) < 0.05
+    soft.sum().backward()
+    assert torch.isfinite(d1.grad).all() and d1.grad.abs().sum() > 0
+
+
+def test_local_match_bad_input():
+    with pytest.raises(ValueError, match=r"d1 and d2 must have the same shape"):
+        local_match(torch.rand(1, 8, 5, 5), torch.rand(1, 8, 5, 6))
+    with pytest.raises(ValueError, match="d1 must be a B x D x H x W"):
+        local_match(torch.rand(8, 5, 5), torch.rand(8, 5, 5))
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        soft_local_match(torch.rand(1, 8, 5, 5), torch.rand(1, 8, 5, 5), temperature=0)
+
+
+# --- SIFT flow ---------------------------------------------------------------------------------
+
+
+def _load_flow_case(name: str) -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "flow" / f"{name}.npz") as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def _sift(case: dict[str, np.ndarray], key: str) -> torch.Tensor:
+    return torch.from_numpy(case[key]).permute(2, 0, 1)[None].float()
+
+
+FLOW_CASES = ["translate_3_m2_astronaut_96x128", "translate_m6_5_camera_112x112", "sinewarp_coffee_120x160"]
+
+
+@pytest.mark.parametrize("name", FLOW_CASES)
+def test_energy_matches_the_original_exactly(name):
+    """Our energy of the original's final labelling equals the energy the original reported."""
+    case = _load_flow_case(name)
+    flow = torch.from_numpy(np.stack([case["L1_vx"], case["L1_vy"]]))[None].float()
+    offset = torch.from_numpy(np.stack([case["L1_offset_x"], case["L1_offset_y"]]))[None].float()
+    ours = SIFTFlow().energy(_sift(case, "sift1"), _sift(case, "sift2"), flow, offset)
+    assert ours.item() == case["L1_energy"][-1]
+
+
+def test_descriptors_of_the_flow_cases_match_the_original():
+    case = _load_flow_case("translate_3_m2_astronaut_96x128")
+    image = torch.from_numpy(case["im1"]).permute(2, 0, 1)[None].float() / 255
+    ours = sf.to_uint8(sf.descriptor_to_hwc(sf.sift_flow_descriptor(image, cell_size=3)))[0].numpy()
+    assert (np.abs(ours.astype(int) - case["sift1"].astype(int)) <= 1).mean() > 0.99  # ties included
+
+
+@pytest.mark.parametrize("name", FLOW_CASES)
+def test_accuracy_matches_the_original_on_its_pairs(name):
+    case = _load_flow_case(name)
+    flow, levels = SIFTFlow().match(_sift(case, "sift1"), _sift(case, "sift2"))
+    truth = torch.from_numpy(np.stack([case["gt_vx"], case["gt_vy"]])).float()
+    original = torch.from_numpy(np.stack([case["vx"], case["vy"]])).float()
+    ours, theirs = _epe(flow[0], truth), _epe(original, truth)
+    # Translations: exact away from the borders, as the original; the sine warp: within 0.1 px of it.
+    assert ours <= theirs + 0.1, (ours, theirs)
+    assert (flow[0] == original).all(0).float().mean() > 0.85
+    assert len(levels) == 4 and all(level["energy"][-1] <= level["energy"][0] for level in levels)
+    final_energy = levels[0]["energy"][-1].item()
+    assert final_energy <= 1.01 * case["L1_energy"][-1]  # within 1% of the original's optimum
+
+
+def _local_epe(image1, image2, truth, radius):
+    return _epe(local_match(*_descriptors(image1, image2), radius)[0][0], truth)
+
+
+def test_sift_flow_exact_on_a_translation_with_a_brightness_change():
+    image1, image2, truth = translated_pair(96, 112, dx=-5, dy=4, seed=3)
+    image2 = 0.7 * image2 + 0.1  # darker, lower contrast
+    flow = SIFTFlow()(image1[None], image2[None])[0]
+    assert _epe(flow, truth) == 0
+
+
+def test_sift_flow_beats_local_matching_on_a_noisy_smooth_warp():
+    image1, image2, truth = synthetic_pair(96, 128, max_displacement=4.0, seed=4, noise=0.05)
+    sift_flow = _epe(SIFTFlow()(image1[None], image2[None])[0], truth)
+    local = _local_epe(image1, image2, truth, radius=5)
+    assert sift_flow < 0.6 * local, (sift_flow, local)
+    assert sift_flow < 0.7  # the best integer flow scores about 0.38 here
+
+
+def test_sift_flow_on_a_small_rotation():
+    """Image 2 is image 1 rotated by 3 degrees about the centre: up to 5 px of motion at the corners."""
+    height, width = 96, 128
+    image2 = textured_image(height, width, seed=5)
+    angle = math.radians(3.0)
+    ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    truth = torch.stack(
+        [
+            math.cos(angle) * (xs - cx) - math.sin(angle) * (ys - cy) + cx - xs,
+            math.sin(angle) * (xs - cx) + math.cos(angle) * (ys - cy) + cy - ys,
+        ]
+    )
+    image1 = warp(image2[None], truth[None])[0]
+    sift_flow = _epe(SIFTFlow()(image1[None], image2[None])[0], truth)
+    assert sift_flow < 0.6  # integer flow: the best possible is about 0.38
+    assert sift_flow <= _local_epe(image1, image2, truth, radius=6)
+
+
+def test_fast_mode_is_close():
+    image1, image2, truth = synthetic_pair(64, 80, max_displacement=3.0, seed=6, noise=0.03)
+    assert _epe(SIFTFlow(fast=True)(image1[None], image2[None])[0], truth) < 0.8
+
+
+def test_batches_are_independent():
+    pairs = [synthetic_pair(40, 48, 2.0, seed=seed) for seed in (7, 8)]
+    image1 = torch.stack([pair[0] for pair in pairs])
+    image2 = torch.stack([pair[1] for pair in pairs])
+    matcher = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)
+    batched = matcher(image1, image2)
+    for index in range(2):
+        torch.testing.assert_close(batched[index : index + 1], matcher(image1[index : index + 1], image2[index : index + 1]))
+
+
+def test_sift_flow_bad_input():
+    with pytest.raises(ValueError, match=r"image1 and image2 must have the same shape"):
+        SIFTFlow()(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 40))
+    with pytest.raises(ValueError, match="too small for num_levels=4: height and width must be at least 9"):
+        SIFTFlow()(torch.rand(1, 3, 8, 32), torch.rand(1, 3, 8, 32))
+    with pytest.raises(ValueError, match="num_levels must be a positive int"):
+        SIFTFlow(num_levels=0)
+    with pytest.raises(ValueError, match="alpha must be non-negative"):
+        SIFTFlow(alpha=-1)
