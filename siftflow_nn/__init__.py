@@ -1,5 +1,6 @@
 """siftflow_nn: the SIFT Flow dense descriptor and matcher as differentiable PyTorch modules."""
 
+from siftflow_nn.compat import SiftFlowTorch
 from siftflow_nn.descriptor import (
     SIFTFlowDescriptor,
     descriptor_size,
@@ -7,22 +8,41 @@ from siftflow_nn.descriptor import (
     sift_flow_descriptor,
     to_uint8,
 )
-from siftflow_nn.loss import SIFTFlowLoss, SIFTFlowWarpLoss, descriptor_distance, sift_flow_loss, sift_flow_warp_loss
+from siftflow_nn.loss import (
+    SIFTFlowLoss,
+    SIFTFlowWarpLoss,
+    descriptor_distance,
+    descriptor_warp_loss,
+    sift_flow_loss,
+    sift_flow_warp_loss,
+)
+from siftflow_nn.matching import local_match, soft_local_match
+from siftflow_nn.sift_flow import SIFTFlow
+from siftflow_nn.viz import descriptor_to_color, flow_to_color, read_flo, write_flo
 from siftflow_nn.warp import warp, warp_valid_mask
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SIFTFlow",
     "SIFTFlowDescriptor",
     "SIFTFlowLoss",
     "SIFTFlowWarpLoss",
+    "SiftFlowTorch",
     "descriptor_distance",
     "descriptor_size",
+    "descriptor_to_color",
     "descriptor_to_hwc",
+    "descriptor_warp_loss",
+    "flow_to_color",
+    "local_match",
+    "read_flo",
     "sift_flow_descriptor",
     "sift_flow_loss",
     "sift_flow_warp_loss",
+    "soft_local_match",
     "to_uint8",
     "warp",
     "warp_valid_mask",
+    "write_flo",
 ]

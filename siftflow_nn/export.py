@@ -27,7 +27,7 @@ def _example_inputs(
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     if example is None:
-        example = torch.rand(1, 3, 64, 64)
+        example = torch.rand(2, 3, 64, 64)  # sizes of 1 would be specialised: batch 2
     inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     for index, tensor in enumerate(inputs):
         if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
@@ -50,20 +50,21 @@ def export_program(
     min_size: int = 16,
     max_size: int = 16384,
 ) -> torch.export.ExportedProgram:
-    """``torch.export.export`` of ``module`` with dynamic batch, height and width.
+    """``torch.export.export`` of ``module`` with dynamic batch, height and width (channels stay fixed).
 
     Sizes enter the descriptor through floor divisions by the step (``H // step``), which symbolic
     shapes cannot always bound; such facts become run-time assertions instead of failed guards.
 
     Args:
         module: the module to export, e.g. a :class:`~siftflow_nn.SIFTFlowDescriptor`.
-        example: one example input, or a sequence of them (default: a ``1 x 3 x 64 x 64`` image).
+        example: one example input, or a sequence of them (default: ``2 x 3 x 64 x 64`` images;
+            a size of 1 would be specialised, not kept dynamic).
         min_size, max_size: the range of heights and widths the program accepts.
 
     Example:
         >>> program = export_program(sf.SIFTFlowDescriptor(step_size=2))
-        >>> program.module()(torch.rand(2, 1, 40, 50)).shape
-        torch.Size([2, 128, 20, 25])
+        >>> program.module()(torch.rand(3, 3, 40, 50)).shape
+        torch.Size([3, 128, 20, 25])
     """
     inputs = _example_inputs(module, example)
     return torch.export.export(

@@ -67,7 +67,7 @@ def local_match(d1: torch.Tensor, d2: torch.Tensor, radius: int = 4) -> tuple[to
         ``image2(x + u, y + v) ~ image1(x, y)``, and the ``(B, H, W)`` best scores.
 
     Example:
-        >>> d2 = torch.rand(1, 8, 10, 12)
+        >>> d2 = torch.nn.functional.normalize(torch.rand(1, 8, 10, 12), dim=1)
         >>> d1 = torch.roll(d2, shifts=(1, -2), dims=(2, 3))  # d1(x, y) = d2(x + 2, y - 1)
         >>> flow, _ = local_match(d1, d2, radius=3)
         >>> flow[0, :, 5, 5].tolist()

@@ -76,7 +76,7 @@ def test_loss_gradcheck():
     image2 = torch.rand(1, 1, 9, 10, dtype=torch.float64)
     for metric in ("l2", "charbonnier", "cosine"):
         assert torch.autograd.gradcheck(
-            lambda x: sf.sift_flow_loss(x, image2, metric=metric),
+            lambda x, metric=metric: sf.sift_flow_loss(x, image2, metric=metric),
             (image1,),
             eps=1e-6,
             atol=1e-5,  # noqa: B023

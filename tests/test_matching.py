@@ -171,7 +171,9 @@ def test_batches_are_independent():
     matcher = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)
     batched = matcher(image1, image2)
     for index in range(2):
-        torch.testing.assert_close(batched[index : index + 1], matcher(image1[index : index + 1], image2[index : index + 1]))
+        torch.testing.assert_close(
+            batched[index : index + 1], matcher(image1[index : index + 1], image2[index : index + 1])
+        )
 
 
 def test_sift_flow_bad_input():

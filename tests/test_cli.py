@@ -1,0 +1,191 @@
+"""The siftflow-nn command line, the image reader and the flow pictures / .flo files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import siftflow_nn as sf
+from siftflow_nn.cli import main
+from siftflow_nn.io import read_image
+from siftflow_nn.synthetic import translated_pair
+
+
+def _save(path, array, mode=None):
+    Image.fromarray(array, mode=mode).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def images(tmp_path):
+    image1, image2, _ = translated_pair(40, 48, dx=2, dy=1)
+    to_u8 = lambda image: (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    return _save(tmp_path / "a.png", to_u8(image1)), _save(tmp_path / "b.png", to_u8(image2))
+
+
+def _run(*argv):
+    return main([str(arg) for arg in argv])
+
+
+# --- extract -----------------------------------------------------------------------------------
+
+
+def test_extract_npz_equals_the_library(tmp_path, images):
+    out = tmp_path / "d.npz"
+    assert _run("extract", *images, "-o", out, "--cell-size", "2,3", "--step", "2", "--device", "cpu") == 0
+    with np.load(out) as archive:
+        assert sorted(archive.files) == ["a.png", "b.png"]
+        stored = archive["a.png"]
+    expected = sf.sift_flow_descriptor(read_image(images[0])[None], cell_size=[2, 3], step_size=2)
+    np.testing.assert_allclose(stored, sf.descriptor_to_hwc(expected)[0].numpy())
+    assert stored.shape == (20, 24, 256)
+
+
+def test_extract_uint8_pt_and_chw(tmp_path, images):
+    out = tmp_path / "d.pt"
+    assert _run("extract", *images, "-o", out, "--format", "pt", "--uint8", "--layout", "chw") == 0
+    stored = torch.load(out)
+    expected = sf.to_uint8(sf.sift_flow_descriptor(read_image(images[1])[None]))[0]
+    assert stored["b.png"].dtype == torch.uint8 and torch.equal(stored["b.png"], expected)
+
+
+def test_extract_groups_images_of_several_sizes(tmp_path, images):
+    small = _save(tmp_path / "small.png", np.full((10, 12), 128, np.uint8))
+    out = tmp_path / "d.npz"
+    assert _run("extract", images[0], small, images[1], "-o", out, "--batch-size", "1") == 0
+    with np.load(out) as archive:
+        assert archive["small.png"].shape == (10, 12, 128) and archive["a.png"].shape == (40, 48, 128)
+
+
+@pytest.mark.parametrize(
+    ("mode", "array", "channels"),
+    [
+        ("RGBA", np.random.default_rng(0).integers(0, 256, (12, 14, 4), dtype=np.uint8), 3),
+        ("L", np.random.default_rng(1).integers(0, 256, (12, 14), dtype=np.uint8), 1),
+        ("I;16", np.random.default_rng(2).integers(0, 65536, (12, 14), dtype=np.uint16), 1),
+    ],
+)
+def test_image_formats(tmp_path, mode, array, channels):
+    path = tmp_path / "image.png"
+    Image.fromarray(array).save(path)  # Pillow infers RGBA, L and I;16 from the array
+    assert Image.open(path).mode == mode
+    image = read_image(path)
+    assert image.shape == (channels, 12, 14) and image.min() >= 0 and image.max() <= 1
+    if mode == "I;16":
+        torch.testing.assert_close(image[0], torch.from_numpy(array / 65535.0).float())
+    if mode == "RGBA":
+        torch.testing.assert_close(image, torch.from_numpy(array[..., :3] / 255.0).permute(2, 0, 1).float())
+    assert _run("extract", path, "-o", tmp_path / "out.npz") == 0
+
+
+# --- flow, show, demo --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["local", "sift-flow"])
+def test_flow_writes_a_picture_and_a_flo_file(tmp_path, images, method):
+    picture, flo = tmp_path / "flow.png", tmp_path / "flow.flo"
+    assert _run("flow", *images, "-o", picture, "--flo", flo, "--method", method, "--radius", "3") == 0
+    assert Image.open(picture).size == (48, 40)
+    estimate = sf.read_flo(flo)
+    assert estimate.shape == (2, 40, 48)
+    assert estimate[:, 10:-10, 10:-10].eq(torch.tensor([2.0, 1.0]).view(2, 1, 1)).all()
+
+
+def test_show_writes_the_descriptor_colours(tmp_path, images):
+    out = tmp_path / "show.png"
+    assert _run("show", images[0], "-o", out) == 0
+    assert Image.open(out).size == (48, 40) and Image.open(out).mode == "RGB"
+
+
+def test_demo_runs_out_of_the_box_as_a_module(tmp_path):
+    """``python -m siftflow_nn demo``: pictures written, errors printed, SIFT flow ahead of local matching."""
+    result = subprocess.run(
+        [sys.executable, "-m", "siftflow_nn", "demo", "-o", tmp_path / "demo", "--height", "96", "--width", "112"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    names = {path.name for path in (tmp_path / "demo").iterdir()}
+    assert {"image1.png", "image2.png", "flow_truth.png", "flow_sift_flow.png", "flow_sift_flow.flo"} <= names
+    errors = {
+        line.split()[0]: float(line.split("EPE")[1].split()[0]) for line in result.stdout.splitlines() if "EPE" in line
+    }
+    assert errors["SIFT"] < errors["local_match"] < errors["zero"]
+
+
+# --- errors: one line, exit status 2, nothing left behind --------------------------------------
+
+
+def _fails(capsys, *argv) -> str:
+    assert _run(*argv) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and message.startswith("siftflow-nn: error:")
+    return message
+
+
+def test_errors_are_one_line_with_status_2(tmp_path, images, capsys):
+    out = tmp_path / "out.npz"
+    missing = tmp_path / "missing.png"
+    assert str(missing) in _fails(capsys, "extract", images[0], missing, "-o", out)
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not an image")
+    assert "notes.png: not a readable image" in _fails(capsys, "extract", not_image, "-o", out)
+    assert "is a directory" in _fails(capsys, "extract", str(tmp_path), "-o", out)
+    assert "does not exist" in _fails(capsys, "extract", images[0], "-o", tmp_path / "nowhere" / "out.npz")
+    other = _save(tmp_path / "other.png", np.zeros((30, 30, 3), np.uint8))
+    message = _fails(capsys, "flow", images[0], other, "-o", tmp_path / "f.png")
+    assert "a.png and" in message and "other.png differ in size: (40, 48) and (30, 30)" in message
+    assert "too small" in _fails(capsys, "extract", images[0], "-o", out, "--cell-size", "12", "--no-boundary")
+    assert not out.exists() and not (tmp_path / "f.png").exists()
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporary files
+
+
+def test_empty_image_list_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["extract", "-o", "out.npz"])
+    assert stop.value.code == 2
+
+
+def test_unwritable_output_folder(tmp_path, images, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not __import__("os").access(locked, __import__("os").W_OK):  # root may write anyway
+            assert "not writable" in _fails(capsys, "extract", images[0], "-o", locked / "out.npz")
+    finally:
+        locked.chmod(0o700)
+
+
+# --- pictures and .flo -------------------------------------------------------------------------
+
+
+def test_flo_round_trip_and_bad_files(tmp_path):
+    flow = torch.randn(2, 5, 7)
+    sf.write_flo(tmp_path / "x.flo", flow)
+    assert torch.equal(sf.read_flo(tmp_path / "x.flo"), flow)
+    raw = (tmp_path / "x.flo").read_bytes()
+    assert raw[:4] == b"PIEH" and len(raw) == 12 + 4 * 2 * 35  # magic, width, height, data
+    (tmp_path / "bad.flo").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="not a Middlebury .flo file"):
+        sf.read_flo(tmp_path / "bad.flo")
+    (tmp_path / "short.flo").write_bytes(raw[:-8])
+    with pytest.raises(ValueError, match="truncated"):
+        sf.read_flo(tmp_path / "short.flo")
+
+
+def test_flow_colours_follow_the_middlebury_wheel():
+    flow = torch.zeros(2, 1, 5)
+    flow[:, 0, 1] = torch.tensor([1.0, 0.0])  # right: red
+    flow[:, 0, 2] = torch.tensor([0.0, 1.0])  # down: yellow-green side of the wheel
+    flow[:, 0, 3] = torch.tensor([-1.0, 0.0])  # left: cyan
+    flow[:, 0, 4] = float("nan")
+    colours = sf.flow_to_color(flow)[0]
+    assert colours[0].tolist() == [255, 255, 255]  # no motion: white
+    assert colours[1].tolist() == [255, 0, 0]
+    assert colours[3][0] < 60 and colours[3][1] > 200 and colours[3][2] > 200
+    assert colours[4].tolist() == [0, 0, 0]
