@@ -10,6 +10,7 @@ driver follows the original ``SIFTflowc2f.m`` and its defaults; the message pass
 import math
 from collections.abc import Sequence
 
+import kornia
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,20 +89,12 @@ def _default_score(costs: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return torch.stack(defaults)
 
 
-def _gaussian_smooth(images: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``imfilter(im, fspecial('gaussian', 5, 0.67), 'same', 'replicate')``."""
-    taps = torch.exp(-(torch.arange(-2, 3, dtype=torch.float64) ** 2) / (2 * 0.67**2))
-    kernel = (taps / taps.sum()).to(images.dtype)
-    channels = images.shape[1]
-    padded = F.pad(images, [2, 2, 2, 2], mode="replicate")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, 5).expand(channels, 1, 1, 5), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, 5, 1).expand(channels, 1, 5, 1), groups=channels)
-
-
 def _downsample(sift: torch.Tensor) -> torch.Tensor:
     """One pyramid step of ``SIFTflowc2f.m`` on uint8-valued images: smooth, halve (bicubic), round."""
     height, width = sift.shape[-2:]
-    smoothed = matlab_round(_gaussian_smooth(sift)).clamp(0, 255)
+    # MATLAB's imfilter(im, fspecial('gaussian', 5, 0.67), 'same', 'replicate'), on uint8 images.
+    smoothed = matlab_round(kornia.filters.gaussian_blur2d(sift, (5, 5), (0.67, 0.67), border_type="replicate"))
+    smoothed = smoothed.clamp(0, 255)
     # antialias=True gives the a = -0.5 cubic kernel (MATLAB's) with MATLAB's widening when shrinking.
     size = (math.ceil(height / 2), math.ceil(width / 2))
     return matlab_round(F.interpolate(smoothed, size=size, mode="bicubic", antialias=True)).clamp(0, 255)
