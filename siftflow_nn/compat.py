@@ -5,10 +5,11 @@ Differences from the old package, on purpose:
 - ``cuda=True`` without a GPU falls back to the CPU with a warning (the old one printed);
 - ``fp16=True`` on the CPU computes in bfloat16 (CPUs run it; float16 they mostly emulate), with a
   warning saying so once, at construction;
-- every call returns new tensors: the old package returned its internal buffer, so the next call
-  silently changed earlier results. On a GPU the caching allocator makes the fresh output free; on
-  the CPU reusing a buffer would save the page faults of one output (see the README's numbers), a
-  price we pay for results that stay put;
+- a result is never overwritten: the old package returned its internal buffer, so the next call
+  silently changed earlier results. On the CPU, where a fresh output costs a third of the call in
+  page faults (``benchmarks/bench_compat.py``), the previous output's memory is recycled only once
+  nothing refers to it any more (no tensor, view or NumPy array); on a GPU the caching allocator
+  already makes fresh outputs free;
 - 2-D grayscale arrays are accepted; images of different shapes raise a ValueError naming the
   first mismatching index and both shapes;
 - the last rows and columns are correct (the old port read zeros there, an align_corners bug).
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from siftflow_nn.descriptor import SIFTFlowDescriptor
+from siftflow_nn.descriptor import SIFTFlowDescriptor, sift_flow_descriptor
 
 __all__ = ["SiftFlowTorch"]
 
@@ -67,6 +68,7 @@ class SiftFlowTorch:
             if self.device.type == "cpu":
                 warnings.warn("SiftFlowTorch: fp16=True on the CPU computes in bfloat16", stacklevel=2)
         self.return_numpy = return_numpy
+        self._recycled: torch.UntypedStorage | None = None  # the last output's memory (CPU)
 
     def extract_descriptor(self, images: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor | np.ndarray:
         """Descriptors of a list of H x W x C (or H x W) images with values in [0, 255].
@@ -82,15 +84,31 @@ class SiftFlowTorch:
         batch = self._to_batch(images)
         with torch.no_grad():
             if self.half_dtype is None:
-                descriptors = self.descriptor(batch)
+                descriptors = self._describe(batch)
             else:
                 with torch.autocast(self.device.type, dtype=self.half_dtype):
-                    descriptors = self.descriptor(batch)
+                    descriptors = self._describe(batch)
         if not self.return_numpy:
             return descriptors
         if descriptors.dtype == torch.bfloat16:
             descriptors = descriptors.float()
         return descriptors.cpu().numpy()
+
+    def _describe(self, batch: torch.Tensor) -> torch.Tensor:
+        """The descriptor module's output, on the CPU written into the last output's memory if free."""
+        if self.device.type != "cpu":
+            return self.descriptor(batch)
+        options = self.descriptor
+        height, width = options.output_size(batch.shape[2], batch.shape[3])
+        shape = (batch.shape[0], options.descriptor_dim, height, width)
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32
+        buffer = _tensor_if_released(self._recycled, shape, dtype)
+        if buffer is None:
+            buffer = torch.empty(shape, dtype=dtype)
+        self._recycled = buffer.untyped_storage()
+        return sift_flow_descriptor(
+            batch, options.cell_sizes, options.step_size, options.include_boundary, options.num_bins, out=buffer
+        )
 
     def _to_batch(self, images: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
         """Stack the images into a ``N x C x H x W`` float32 tensor in [0, 1] on the device."""
@@ -118,3 +136,43 @@ class SiftFlowTorch:
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
             raise TypeError(f"images[{index}] must hold numbers in [0, 255], got dtype {array.dtype}")
         return array
+
+
+
+def _storage_users(storage: torch.UntypedStorage) -> int:
+    return torch._C._storage_Use_Count(storage._cdata)
+
+
+def _can_count_storage_users() -> bool:
+    """Whether this torch counts a storage's users as :func:`_tensor_if_released` expects."""
+    try:
+        storage = torch.empty(4).untyped_storage()
+        alone = _storage_users(storage)
+        tensor = torch.empty(0).set_(storage, 0, (4,))
+        with_tensor = _storage_users(storage)
+        del tensor
+        return alone == 1 and with_tensor == 2 and _storage_users(storage) == 1
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+
+
+_COUNTING_WORKS: bool | None = None
+
+
+def _tensor_if_released(
+    storage: torch.UntypedStorage | None, shape: tuple[int, ...], dtype: torch.dtype
+) -> torch.Tensor | None:
+    """A tensor on ``storage`` if nothing else uses that memory any more, else ``None``.
+
+    Every tensor, view or NumPy array on a storage holds one count of it: when ours is the only
+    one, the caller has dropped the earlier result and its memory can be written again. Where this
+    torch offers no such count, nothing is recycled: a fresh buffer is slower, never wrong.
+    """
+    global _COUNTING_WORKS
+    if _COUNTING_WORKS is None:
+        _COUNTING_WORKS = _can_count_storage_users()
+    if storage is None or not _COUNTING_WORKS or _storage_users(storage) != 1:
+        return None
+    if storage.nbytes() != torch.Size(shape).numel() * dtype.itemsize:
+        return None
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)

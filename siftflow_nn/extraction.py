@@ -16,6 +16,8 @@ recorded as failed, with its error, and the run goes on.
 
 import argparse
 import json
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -88,6 +90,12 @@ def _predictor_class():
             self.shard_dir = Path(output_dir) / "shards"
             self.store, self.batch_size = store, batch_size
 
+        def on_predict_start(self) -> None:
+            # Ranks that share a CPU split its cores: each process would otherwise start one thread
+            # per core, and two ranks on two cores would fight over them.
+            if self.device.type == "cpu" and self.trainer.num_devices > 1:
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.trainer.num_devices))
+
         def predict_step(self, batch, batch_index: int) -> int:
             index, entries = batch
             by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
@@ -132,16 +140,35 @@ def _throughput_callback():
     import pytorch_lightning as pl
 
     class ImagesPerSecond(pl.Callback):
-        """Shows images per second on the predict progress bar (rank 0)."""
+        """Images per second on the predict progress bar, and the steady rate at the end (rank 0).
+
+        The steady rate is measured from the end of the first shard, so that start-up (workers,
+        first allocations) is not counted; with one shard it falls back to the whole run.
+        """
 
         def on_predict_start(self, trainer, module) -> None:
             self.start, self.images = time.perf_counter(), 0
+            self.warm_start, self.warm_images = self.start, 0
 
         def on_predict_batch_end(self, trainer, module, outputs, batch, batch_index, dataloader_index=0) -> None:
             self.images += int(outputs) * trainer.world_size  # the other ranks go at the same pace
+            if batch_index == 0:
+                self.warm_start, self.warm_images = time.perf_counter(), self.images
             bar = getattr(trainer.progress_bar_callback, "predict_progress_bar", None)
             if bar is not None:
                 bar.set_postfix(images_per_s=f"{self.images / (time.perf_counter() - self.start):.1f}")
+
+        def on_predict_end(self, trainer, module) -> None:
+            now = time.perf_counter()
+            steady = self.images > self.warm_images
+            images = self.images - self.warm_images if steady else self.images
+            seconds = now - (self.warm_start if steady else self.start)
+            if trainer.global_rank == 0 and seconds > 0:
+                print(
+                    f"extracted {self.images} images in {now - self.start:.1f} s; "
+                    f"steady rate {images / seconds:.2f} images/s",
+                    file=sys.stderr,
+                )
 
     return ImagesPerSecond()
 

@@ -84,9 +84,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        os.chmod(temporary_path, 0o666 & ~_current_umask())
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor) -> None:

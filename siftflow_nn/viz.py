@@ -5,9 +5,9 @@ import os
 import numpy as np
 import torch
 
-from siftflow_nn.io import atomic_path
+from siftflow_nn.io import atomic_path, image_to_uint8
 
-__all__ = ["descriptor_to_color", "flow_to_color", "read_flo", "write_flo"]
+__all__ = ["descriptor_to_color", "flow_to_color", "picture_grid", "read_flo", "write_flo"]
 
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float
 
@@ -104,6 +104,38 @@ def descriptor_to_color(descriptor: torch.Tensor) -> torch.Tensor:
     low, high = components.min(dim=0).values, components.max(dim=0).values
     components = (components - low) / (high - low).clamp_min(1e-12)
     return components.T.reshape(3, height, width).float()
+
+
+def picture_grid(pictures: dict[str, np.ndarray | torch.Tensor], columns: int = 3) -> np.ndarray:
+    """Pictures of one size side by side, ``columns`` per row, each captioned with its key.
+
+    Args:
+        pictures: caption -> ``(3, H, W)`` tensor in [0, 1] or ``H x W x 3`` uint8 array.
+        columns: pictures per row.
+
+    Returns:
+        ``H_grid x W_grid x 3`` uint8 array (white background, 2-pixel gaps, 14-pixel captions).
+
+    Example:
+        >>> picture_grid({"a": torch.zeros(3, 8, 10), "b": torch.ones(3, 8, 10)}, columns=2).shape
+        (22, 22, 3)
+    """
+    from PIL import Image, ImageDraw
+
+    arrays = [image_to_uint8(p) if isinstance(p, torch.Tensor) else np.asarray(p) for p in pictures.values()]
+    height, width = arrays[0].shape[:2]
+    if any(array.shape != (height, width, 3) for array in arrays):
+        raise ValueError(f"pictures must all be {height} x {width} x 3, got {[a.shape for a in arrays]}")
+    caption, gap = 14, 2
+    rows = (len(arrays) + columns - 1) // columns
+    grid = np.full((rows * (height + caption), columns * (width + gap) - gap, 3), 255, np.uint8)
+    canvas = Image.fromarray(grid)
+    draw = ImageDraw.Draw(canvas)
+    for index, (name, array) in enumerate(zip(pictures, arrays)):
+        top, left = (index // columns) * (height + caption), (index % columns) * (width + gap)
+        canvas.paste(Image.fromarray(array), (left, top + caption))
+        draw.text((left + 2, top + 1), name, fill=(0, 0, 0))
+    return np.asarray(canvas)
 
 
 def write_flo(path: str | os.PathLike[str], flow: torch.Tensor | np.ndarray) -> None:

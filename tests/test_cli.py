@@ -1,5 +1,7 @@
 """The siftflow-nn command line, the image reader and the flow pictures / .flo files."""
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -150,15 +152,35 @@ def test_empty_image_list_is_a_usage_error(capsys):
     assert stop.value.code == 2
 
 
-def test_unwritable_output_folder(tmp_path, images, capsys):
+def test_unwritable_output_folder(tmp_path, images, capsys, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root writes anyway: make the check see what a user would
+        monkeypatch.setattr("siftflow_nn.cli.os.access", lambda path, mode: False)
     try:
-        if not __import__("os").access(locked, __import__("os").W_OK):  # root may write anyway
-            assert "not writable" in _fails(capsys, "extract", images[0], "-o", locked / "out.npz")
+        assert "not writable" in _fails(capsys, "extract", images[0], "-o", locked / "out.npz")
+        assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def test_output_folder_that_is_a_file(tmp_path, images, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    assert "does not exist" in _fails(capsys, "flow", *images, "-o", blocker / "flow.png")
+
+
+def test_written_files_get_the_usual_mode(tmp_path, images):
+    # Files are written under a private temporary name, then renamed: the result must still be
+    # readable by others as a plain open() would make it (mode 0666 minus the umask).
+    previous = os.umask(0o022)
+    try:
+        assert _run("extract", images[0], "-o", tmp_path / "d.npz", "--device", "cpu") == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "d.npz").stat().st_mode) == 0o644
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
 
 # --- pictures and .flo -------------------------------------------------------------------------

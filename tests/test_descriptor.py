@@ -1,5 +1,6 @@
 """SIFTFlowDescriptor and sift_flow_descriptor: shapes, options, dtypes, devices, properties, bad input."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,6 +138,20 @@ def test_to_uint8_truncates_like_the_original():
     assert sf.to_uint8(values.to(torch.bfloat16)).dtype == torch.uint8
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_to_uint8_large_and_strided_inputs(device, dtype):
+    # More elements than the CPU path's scratch chunk, with a ragged last chunk, seen through a
+    # permutation: every element must land at its own index, truncated as in the scalar case
+    # (the product taken in float32, or float64 for float64 input, as the original does).
+    values = torch.rand(3, 130, 41, 53, device=device) * 1.2
+    values = values.to(dtype).permute(0, 2, 3, 1)
+    work = values.cpu().numpy() if dtype == torch.float64 else values.float().cpu().numpy()
+    expected = np.minimum(np.trunc(work * work.dtype.type(255)), 255).astype(np.uint8)
+    result = sf.to_uint8(values)
+    assert result.shape == values.shape and result.device == values.device
+    np.testing.assert_array_equal(result.cpu().numpy(), expected)
+
+
 def test_descriptor_to_hwc_layout():
     descriptor = torch.rand(2, 128, 5, 7)
     hwc = sf.descriptor_to_hwc(descriptor)
@@ -256,3 +271,36 @@ def test_tiny_images():
     out = sf.sift_flow_descriptor(torch.rand(2, 1, 1, 9), cell_size=3)
     assert out.shape == (2, 128, 1, 9) and torch.isfinite(out).all()
     assert out.abs().sum() > 0  # the row still has x gradients
+
+
+# --- out= ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [dict(), dict(cell_size=[2, 3], step_size=2)], ids=str)
+def test_out_receives_the_result(device, options):
+    images = textured_image(30, 34, channels=3, seed=4)[None].expand(2, -1, -1, -1).contiguous().to(device)
+    expected = sf.sift_flow_descriptor(images, **options)
+    out = torch.full_like(expected, float("nan"))
+    assert sf.sift_flow_descriptor(images, **options, out=out) is out
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (torch.empty(2, 128, 16, 17), r"shape \(2, 128, 16, 16\)"),
+        (torch.empty(2, 128, 16, 16, dtype=torch.float64), "torch.float32 tensor"),
+        (torch.empty(1, 128, 16, 16), r"got a torch.float32 tensor of shape \(1, 128, 16, 16\)"),
+    ],
+)
+def test_out_that_does_not_fit_is_rejected(out, message):
+    with pytest.raises(ValueError, match=message):
+        sf.sift_flow_descriptor(torch.rand(2, 3, 16, 16), out=out)
+
+
+def test_out_refuses_autograd():
+    images = torch.rand(1, 3, 16, 16, requires_grad=True)
+    with pytest.raises(ValueError, match="out= does not support autograd"):
+        sf.sift_flow_descriptor(images, out=torch.empty(1, 128, 16, 16))
+    with torch.no_grad():
+        sf.sift_flow_descriptor(images, out=torch.empty(1, 128, 16, 16))
