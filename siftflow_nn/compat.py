@@ -138,7 +138,6 @@ class SiftFlowTorch:
         return array
 
 
-
 def _storage_users(storage: torch.UntypedStorage) -> int:
     return torch._C._storage_Use_Count(storage._cdata)
 
