@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,9 +97,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 def _keys(paths: Sequence[str]) -> list[str]:
     """Array names: the file names, or the paths as given where two files share a name."""
     names = [Path(path).name for path in paths]
-    counts = defaultdict(int)
-    for name in names:
-        counts[name] += 1
+    counts = Counter(names)
     return [name if counts[name] == 1 else path for name, path in zip(names, paths)]
 
 
@@ -207,8 +205,9 @@ def show(args: argparse.Namespace) -> None:
     output = Path(args.output)
     _check_writable(output)
     image = _read(args.image)
+    device = _device(args.device)
     with torch.no_grad():
-        descriptor = _descriptor(args).to(_device(args.device))(image[None].to(_device(args.device)))[0].cpu()
+        descriptor = _descriptor(args).to(device)(image[None].to(device))[0].cpu()
     write_image(output, descriptor_to_color(descriptor))
     print(f"wrote {output}")
 
@@ -349,10 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.handler(args)
-    except UsageError as error:
-        print(f"siftflow-nn: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:  # bad combinations of options caught by the library, e.g. image too small
+    # ValueError: bad combinations of options caught by the library, e.g. an image too small.
+    except (UsageError, ValueError) as error:
         print(f"siftflow-nn: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -233,18 +233,8 @@ class SIFTFlow(nn.Module):
                 iterations, hierarchy = int(matlab_round(torch.tensor(ramp[self.num_levels - 1 - level]))), level
             if self.fast:
                 iterations, hierarchy = max(1, iterations // 3), 0
-            gamma = self.gamma * 2**level
-            field = Field(
-                data_term(level_sift1, level_sift2, offset[:, 0], offset[:, 1], window),
-                range_cost(offset[:, 0], window, gamma),
-                range_cost(offset[:, 1], window, gamma),
-                offset[:, 0],
-                offset[:, 1],
-                window,
-                self.alpha,
-                self.d,
-            )
-            label_x, label_y, energies, _, _ = solve(field, iterations, hierarchy, gamma)
+            field = self._level_field(level_sift1, level_sift2, offset, window, level)
+            label_x, label_y, energies, _, _ = solve(field, iterations, hierarchy, self.gamma * 2**level)
             flow = torch.stack([offset[:, 0] + label_x - window, offset[:, 1] + label_y - window], dim=1)
             levels.insert(0, {"flow": flow, "offset": offset, "energy": torch.stack(energies)})
         return flow, levels
@@ -265,8 +255,16 @@ class SIFTFlow(nn.Module):
         """
         if window is None:
             window = self.top_window if level == self.num_levels - 1 else self.window
-        gamma = self.gamma * 2**level
-        field = Field(
+        field = self._level_field(sift1, sift2, offset, window, level)
+        labels = (flow - offset + window).long()
+        return energy(field, labels[:, 0], labels[:, 1])
+
+    def _level_field(
+        self, sift1: torch.Tensor, sift2: torch.Tensor, offset: torch.Tensor, window: int, level: int
+    ) -> Field:
+        """The energy's terms at one pyramid level: window centres ``offset``, radius ``window``."""
+        gamma = self.gamma * 2**level  # the small-displacement weight doubles at each coarser level
+        return Field(
             data_term(sift1, sift2, offset[:, 0], offset[:, 1], window),
             range_cost(offset[:, 0], window, gamma),
             range_cost(offset[:, 1], window, gamma),
@@ -276,5 +274,3 @@ class SIFTFlow(nn.Module):
             self.alpha,
             self.d,
         )
-        labels = (flow - offset + window).long()
-        return energy(field, labels[:, 0], labels[:, 1])
