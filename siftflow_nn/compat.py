@@ -15,13 +15,14 @@ Differences from the old package, on purpose:
 - the last rows and columns are correct (the old port read zeros there, an align_corners bug).
 """
 
+import functools
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from siftflow_nn.descriptor import SIFTFlowDescriptor, sift_flow_descriptor
+from siftflow_nn.descriptor import SIFTFlowDescriptor, _output_dtype, sift_flow_descriptor
 
 __all__ = ["SiftFlowTorch"]
 
@@ -101,7 +102,7 @@ class SiftFlowTorch:
         options = self.descriptor
         height, width = options.output_size(batch.shape[2], batch.shape[3])
         shape = (batch.shape[0], options.descriptor_dim, height, width)
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32
+        dtype = _output_dtype(batch)
         buffer = _tensor_if_released(self._recycled, shape, dtype)
         if buffer is None:
             buffer = torch.empty(shape, dtype=dtype)
@@ -142,6 +143,7 @@ def _storage_users(storage: torch.UntypedStorage) -> int:
     return torch._C._storage_Use_Count(storage._cdata)
 
 
+@functools.cache
 def _can_count_storage_users() -> bool:
     """Whether this torch counts a storage's users as :func:`_tensor_if_released` expects."""
     try:
@@ -155,9 +157,6 @@ def _can_count_storage_users() -> bool:
         return False
 
 
-_COUNTING_WORKS: bool | None = None
-
-
 def _tensor_if_released(
     storage: torch.UntypedStorage | None, shape: tuple[int, ...], dtype: torch.dtype
 ) -> torch.Tensor | None:
@@ -167,10 +166,7 @@ def _tensor_if_released(
     one, the caller has dropped the earlier result and its memory can be written again. Where this
     torch offers no such count, nothing is recycled: a fresh buffer is slower, never wrong.
     """
-    global _COUNTING_WORKS
-    if _COUNTING_WORKS is None:
-        _COUNTING_WORKS = _can_count_storage_users()
-    if storage is None or not _COUNTING_WORKS or _storage_users(storage) != 1:
+    if storage is None or not _can_count_storage_users() or _storage_users(storage) != 1:
         return None
     if storage.nbytes() != torch.Size(shape).numel() * dtype.itemsize:
         return None
