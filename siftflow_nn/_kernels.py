@@ -27,10 +27,20 @@ def orientation_basis(num_bins: int, dtype: torch.dtype = torch.float32) -> torc
     Example:
         >>> orientation_basis(4).round(decimals=6)
         tensor([[ 1.,  0., -1., -0.],
-                [ 0.,  1.,  0., -1.]])
+                [ 0.,  1., -0., -1.]])
     """
     angles = torch.arange(num_bins, dtype=torch.float64) * (2 * math.pi / num_bins)
-    return torch.stack([angles.cos(), angles.sin()]).to(dtype)
+    basis = torch.stack([angles.cos(), angles.sin()])
+    if num_bins % 2 == 0:
+        # Band k + n/2 points exactly the opposite way of band k (float64 gives sin(pi) = 1.2e-16,
+        # not 0): then its projection is exactly the negated one, which orientation_bands uses.
+        basis[:, num_bins // 2 :] = -basis[:, : num_bins // 2]
+    return basis.to(dtype)
+
+
+def smallest_normal(dtype: torch.dtype) -> float:
+    """``torch.finfo(dtype).tiny`` of the dtypes the filters run in (float32 or float64), scriptable."""
+    return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
 
 
 def sobel_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +55,11 @@ def sobel_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns:
         ``(gx, gy)``, each ``(B, C, H, W)``; ``gx`` grows with x (columns), ``gy`` with y (rows).
     """
-    padded = F.pad(image, [1, 1, 1, 1], mode="replicate")
+    return sobel_gradients_valid(F.pad(image, [1, 1, 1, 1], mode="replicate"))
+
+
+def sobel_gradients_valid(padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sobel_gradients` of an image that already has its 1-pixel border: ``(H + 2, W + 2)`` -> ``(H, W)``."""
     # In-place accumulation (add_ saves nothing for autograd) keeps fresh allocations, which cost
     # page faults on the CPU, to one per output.
     dx = padded[..., 2:] - padded[..., :-2]  # (B, C, H + 2, W): central difference along x
@@ -69,13 +83,17 @@ def dominant_gradient(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor,
     best, best_x, best_y = squared[:, :1], gx[:, :1], gy[:, :1]
     # The original's loop: a later channel wins only if strictly larger, so the first wins ties. Ties
     # are common on 8-bit images, and argmax / max(dim) need not return the first maximum once
-    # compiled, so the loop is spelled out. A NaN also wins, so that it stays visible downstream.
+    # compiled, so the loop is spelled out. It selects with arithmetic, not bool masks: on the CPU a
+    # comparison into a bool tensor and torch.where are about 15x slower than a float op.
     for channel in range(1, gx.shape[1]):
         candidate = squared[:, channel : channel + 1]
-        wins = (candidate > best) | candidate.isnan()
-        best = torch.where(wins, candidate, best)
-        best_x = torch.where(wins, gx[:, channel : channel + 1], best_x)
-        best_y = torch.where(wins, gy[:, channel : channel + 1], best_y)
+        # 1.0 where the candidate is strictly larger, else 0.0 (IEEE subtraction keeps the sign
+        # exactly). lerp with a 0 / 1 weight returns one operand exactly, and a NaN in either
+        # operand comes through, so that it stays visible downstream.
+        wins = (candidate - best).detach().sign().relu_()
+        best = torch.maximum(best, candidate)
+        best_x = torch.lerp(best_x, gx[:, channel : channel + 1], wins)
+        best_y = torch.lerp(best_y, gy[:, channel : channel + 1], wins)
     return best_x, best_y
 
 
@@ -89,19 +107,21 @@ def orientation_bands(gx: torch.Tensor, gy: torch.Tensor, basis: torch.Tensor, i
         gx: ``(B, 1, H, W)`` dominant x derivative.
         gy: ``(B, 1, H, W)`` dominant y derivative.
         basis: ``(2, num_bins)`` from :func:`orientation_basis`, in the dtype of ``gx``.
-        inplace: take the power in place (no autograd): 7x faster on the CPU, where each fresh
-            band-sized buffer costs page faults.
+        inplace: no autograd: take the power in place, and with an even ``num_bins`` only for
+            half of the bands (see :func:`_bands_by_opposite_pairs`).
 
     Returns:
         ``(B, num_bins, H, W)`` band energies.
     """
-    squared = (gx * gx).addcmul_(gy, gy)
-    # sqrt has an infinite derivative at 0: take it on 1 where the gradient vanishes (the bands are 0
-    # there anyway because ux = uy = 0). A NaN fails the test and stays NaN.
-    magnitude = torch.where(squared > 0, squared, torch.ones_like(squared)).sqrt()
+    # sqrt has an infinite derivative at 0: clamp to the smallest normal number first (the bands are
+    # 0 there anyway because ux = uy = 0). clamp, unlike a where on a bool mask, runs at float-op
+    # speed on the CPU; a NaN stays NaN.
+    magnitude = (gx * gx).addcmul_(gy, gy).clamp_min_(smallest_normal(gx.dtype)).sqrt_()
     ux, uy = gx / magnitude, gy / magnitude
-    # One fresh band-sized buffer per step: each costs page faults on the CPU. In-place ops here
-    # are autograd-safe (mul and addcmul_ do not need their result, relu_ saves its own).
+    if inplace and basis.shape[1] % 2 == 0:
+        return _bands_by_opposite_pairs(ux, uy, magnitude, basis)
+    # In-place ops here are autograd-safe (mul and addcmul_ do not need their result, relu_ saves
+    # its own); each saves a fresh band-sized buffer.
     projection = (ux * basis[0].view(1, -1, 1, 1)).addcmul_(uy, basis[1].view(1, -1, 1, 1)).relu_()
     if inplace:
         power = projection * projection
@@ -110,6 +130,28 @@ def orientation_bands(gx: torch.Tensor, gy: torch.Tensor, basis: torch.Tensor, i
     p2 = projection * projection
     p4 = p2 * p2
     return p4 * p4 * projection * magnitude
+
+
+def _bands_by_opposite_pairs(
+    ux: torch.Tensor, uy: torch.Tensor, magnitude: torch.Tensor, basis: torch.Tensor
+) -> torch.Tensor:
+    """:func:`orientation_bands` for an even number of bands, without autograd, at half the work.
+
+    Band ``k + n/2`` is band ``k``'s basis vector negated (exactly, see :func:`orientation_basis`),
+    so its projection is ``-x`` where band k's is ``x``; an odd power keeps the sign and rounding is
+    sign-symmetric, so with ``y = x ** 9 * |g|`` band k is ``max(y, 0)`` and band ``k + n/2`` is
+    ``max(-y, 0)``, bit for bit what the full computation gives.
+    """
+    half = basis.shape[1] // 2
+    cos, sin = basis[0, :half].view(1, -1, 1, 1), basis[1, :half].view(1, -1, 1, 1)
+    signed = (ux * cos).addcmul_(uy, sin)
+    power = signed * signed
+    power.mul_(power).mul_(power).mul_(signed).mul_(magnitude)  # x^9 * |g|, sign kept
+    batch, _, height, width = ux.shape
+    bands = torch.empty(batch, 2 * half, height, width, dtype=ux.dtype, device=ux.device)
+    torch.clamp_min(power, 0, out=bands[:, :half])
+    torch.neg(power, out=bands[:, half:]).clamp_min_(0)
+    return bands
 
 
 def cell_filter_at(values: torch.Tensor, dim: int, cell_size: int, start: int, count: int, step: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from siftflow_nn._kernels import cell_filter_at
+from siftflow_nn._kernels import cell_filter_at, smallest_normal
 
 
 class AxisPlan(NamedTuple):
@@ -101,19 +101,22 @@ def _clamped_filter(
     then replaced by the filtered value at the image edge.
     """
     out = cell_filter_at(values, dim, cell_size, origin + first, count, step)
-    low_edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
-    high_edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
     if torch.jit.is_scripting() or not torch.compiler.is_compiling():
-        # Eager and TorchScript: overwrite the few clamped slots, counted from concrete sizes.
+        # Eager and TorchScript: overwrite the few clamped slots, counted from concrete sizes. An
+        # edge is filtered only when needed: a row strip (``_row_strips.py``) need not hold it.
         below = min(count, max(0, (step - 1 - first) // step))  # positions < 0
         last = first + (count - 1) * step
         above = min(count - below, max(0, (last - length + step) // step))  # positions > length - 1
         if below > 0:
+            low_edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
             out.narrow(dim, 0, below).copy_(low_edge.expand(_sized(low_edge.shape, dim, below)))
         if above > 0:
+            high_edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
             out.narrow(dim, count - above, above).copy_(high_edge.expand(_sized(high_edge.shape, dim, above)))
         return out
     # torch.compile / torch.export see symbolic sizes: select by position instead of counting.
+    low_edge = cell_filter_at(values, dim, cell_size, origin, 1, 1)
+    high_edge = cell_filter_at(values, dim, cell_size, origin + length - 1, 1, 1)
     positions = torch.arange(count, device=out.device) * step + first
     positions = positions.view(-1, 1) if dim == -2 else positions
     return torch.where(positions < 0, low_edge, torch.where(positions > length - 1, high_edge, out))
@@ -134,13 +137,13 @@ def compact_cell_maps(
     :func:`filter_margins`; ``size`` is the image's ``(H, W)``. Maps are listed row phase major:
     map ``r * len(cols.phase_count) + c``.
     """
-    by_column: list[torch.Tensor] = []
-    for first, count in zip(cols.phase_first, cols.phase_count):
-        by_column.append(_clamped_filter(bands, -1, cell_size, origin[1], size[1], first, count, cols.step))
+    # Rows first: a strided read along rows keeps the inner loop contiguous, so the step-strided
+    # (slow) reads along x then touch only the rows kept (with step 2: 0.65 vs 0.89 ms a strip).
     maps: list[torch.Tensor] = []
-    for first, count in zip(rows.phase_first, rows.phase_count):
-        for horizontal in by_column:
-            maps.append(_clamped_filter(horizontal, -2, cell_size, origin[0], size[0], first, count, rows.step))
+    for row_first, row_count in zip(rows.phase_first, rows.phase_count):
+        vertical = _clamped_filter(bands, -2, cell_size, origin[0], size[0], row_first, row_count, rows.step)
+        for first, count in zip(cols.phase_first, cols.phase_count):
+            maps.append(_clamped_filter(vertical, -1, cell_size, origin[1], size[1], first, count, cols.step))
     return maps
 
 
@@ -162,14 +165,33 @@ def inverse_norm(maps: list[torch.Tensor], rows: AxisPlan, cols: AxisPlan, out_h
     gradient stays finite; a NaN stays NaN.
     """
     squares = [(cells * cells).sum(dim=1, keepdim=True) for cells in maps]
-    views = cell_views(squares, rows, cols, out_h, out_w)
-    total = views[0] + views[1]
-    for view in views[2:]:
-        total.add_(view)
-    is_zero = total == 0
-    norm = torch.where(is_zero, torch.ones_like(total), total).sqrt()
-    norm = torch.where(is_zero, torch.zeros_like(total), norm)
+    # The sum over the 4 x 4 cells is separable: per row phase, sum the 4 column offsets over all
+    # of its rows, then the 4 row offsets of those sums (6 adds, not 15, with one phase per axis).
+    col_phases = len(cols.phase_count)
+    by_row_phase: list[torch.Tensor] = []
+    for row_phase in range(len(rows.phase_count)):
+        pieces = [
+            squares[row_phase * col_phases + col_phase][..., start : start + out_w]
+            for col_phase, start in zip(cols.offset_phase, cols.offset_start)
+        ]
+        by_row_phase.append(_sum(pieces))
+    total = _sum(
+        [
+            by_row_phase[row_phase][:, :, start : start + out_h]
+            for row_phase, start in zip(rows.offset_phase, rows.offset_start)
+        ]
+    )
+    # Clamped to the smallest normal number, whose root is far below 0.01's rounding: the result is
+    # exact, the gradient at 0 is 0, and no bool mask (slow on the CPU) is needed.
+    norm = total.clamp_min_(smallest_normal(total.dtype)).sqrt_()
     return 1.0 / (norm + 0.01)
+
+
+def _sum(pieces: list[torch.Tensor]) -> torch.Tensor:
+    total = pieces[0] + pieces[1]
+    for piece in pieces[2:]:
+        total.add_(piece)  # in place: saves nothing for autograd, allocates nothing
+    return total
 
 
 class ScaleSamples(NamedTuple):

@@ -13,6 +13,7 @@ from torch import nn
 
 from siftflow_nn._checks import check_cell_sizes, check_image, check_positive_int
 from siftflow_nn._kernels import dominant_gradient, orientation_bands, orientation_basis, sobel_gradients
+from siftflow_nn._row_strips import strip_height, write_strip
 from siftflow_nn._sampling import (
     AxisPlan,
     ScaledGather,
@@ -24,7 +25,6 @@ from siftflow_nn._sampling import (
     output_length,
     plan_axis,
     sample_scale,
-    write_descriptors,
 )
 
 __all__ = [
@@ -77,12 +77,8 @@ def _sample_scales(
     include_boundary: bool,
     out_h: int,
     out_w: int,
-    inplace: bool = False,
 ) -> list[ScaleSamples]:
-    """Image -> gradients -> bands -> per cell size, the sampled cell maps and descriptor norms.
-
-    ``inplace`` (only without autograd) lets the band stage reuse its buffers.
-    """
+    """Image -> gradients -> bands -> per cell size, the sampled cell maps and descriptor norms."""
     # Half-precision inputs are filtered in float32 (cheap: a few channels); only the 16x larger
     # output is written in the low precision.
     work = image
@@ -94,7 +90,7 @@ def _sample_scales(
     height, width = image.shape[-2], image.shape[-1]
     low, high = filter_margins(cell_sizes, step_size, include_boundary)
     gradients = F.pad(torch.cat([gx, gy], dim=1), [low, high, low, high], mode="replicate")
-    bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis.to(work.dtype), inplace)
+    bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis.to(work.dtype))
     return [
         sample_scale(bands, (low, low), (height, width), cs, rows, cols, out_h, out_w)
         for cs, (rows, cols) in zip(cell_sizes, plans)
@@ -175,16 +171,33 @@ def _sift_flow_eager(
         return ScaledGather.apply(layout, out_dtype, shape, *tensors)
     if out is None:
         out = torch.empty(shape, dtype=out_dtype, device=image.device)
-    # On the CPU, go one image at a time: fresh buffers of many MiB cost a page fault per 4 KiB,
-    # and one image's intermediates are small enough for the allocator to recycle.
-    chunk = 1 if image.device.type == "cpu" else batch
+    # On the CPU, go one image and one strip of rows at a time (see _row_strips.py): fresh buffers
+    # of many MiB cost a page fault per 4 KiB, and a strip's intermediates are recycled and cached.
+    # A GPU gets the whole batch at once: there, fewer and larger kernels win.
+    work = image.float() if image.dtype in (torch.float16, torch.bfloat16) else image
+    basis = basis.to(work.dtype)
+    margins = filter_margins(cell_sizes, step_size, include_boundary)
+    shift = 0 if include_boundary else 2 * max(cell_sizes)
+    col_plans = [cols for _, cols in plans]
+    on_cpu = image.device.type == "cpu"
+    chunk = 1 if on_cpu else batch
+    band_width = image.shape[-1] + margins[0] + margins[1]
+    strip = strip_height(out_h, band_width, basis.shape[1], step_size, work.element_size()) if on_cpu else out_h
     with torch.no_grad():
         for start in range(0, batch, chunk):
-            part = image[start : start + chunk]
-            scales = _sample_scales(
-                part, basis, cell_sizes, plans, step_size, include_boundary, out_h, out_w, inplace=True
-            )
-            write_descriptors(out[start : start + chunk], scales)
+            for first_row in range(0, out_h, strip):
+                target = out[start : start + chunk, :, first_row : first_row + strip]
+                write_strip(
+                    target,
+                    work[start : start + chunk],
+                    basis,
+                    cell_sizes,
+                    col_plans,
+                    margins,
+                    step_size,
+                    shift,
+                    first_row,
+                )
     return out
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import siftflow_nn as sf
+from siftflow_nn import _row_strips
 from siftflow_nn.synthetic import textured_image
 
 OPTION_SETS = [
@@ -101,8 +102,10 @@ def test_constant_images_give_zero_finite_descriptors(value):
     assert torch.isfinite(out).all() and out.abs().max() == 0
 
 
-def test_nan_pixel_affects_only_its_support():
+@pytest.mark.parametrize("strip_bytes", [1, _row_strips.STRIP_BYTES], ids=["row-strips", "default-strips"])
+def test_nan_pixel_affects_only_its_support(strip_bytes, monkeypatch):
     """A NaN at row r reaches gradient rows r-1..r+1, cell rows r-2..r+1+cs, descriptors r-2-2cs..r+1+2cs."""
+    monkeypatch.setattr(_row_strips, "STRIP_BYTES", strip_bytes)
     cell_size, row, col = 2, 15, 17
     image = torch.rand(1, 3, 32, 36)
     image[0, 1, row, col] = float("nan")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import siftflow_nn as sf
+from siftflow_nn import _row_strips
 from tests.conftest import REFERENCE
 
 
@@ -54,9 +55,13 @@ def test_every_case_is_tested():
     assert len(CASES) == 18 + 149, "tests/data/reference changed: update this count on purpose"
 
 
+@pytest.mark.parametrize("strips", ["whole", "row"], ids=["whole-image", "row-strips"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("name", CASES)
-def test_matches_original(name, dtype):
+def test_matches_original(name, dtype, strips, monkeypatch):
+    """``row-strips`` computes one output row per strip (the CPU path's tiling at its finest)."""
+    if strips == "row":
+        monkeypatch.setattr(_row_strips, "STRIP_BYTES", 1)
     case = _load(name)
     ours = _descriptor(case, dtype)
     assert tuple(ours.shape) == case["desc_u8"].shape
