@@ -2,7 +2,7 @@
 
 Data flows one way: image -> Sobel gradients -> dominant channel -> orientation bands -> cell maps
 -> 4 x 4 sampled cells -> normalised descriptor. Each stage is one function in ``_kernels.py`` or
-``_sampling.py``.
+``_sampling.py``; without autograd, eager mode runs them a strip of rows at a time (``_row_strips.py``).
 """
 
 from collections.abc import Sequence
