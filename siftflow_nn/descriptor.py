@@ -68,6 +68,14 @@ def _output_dtype(image: torch.Tensor) -> torch.dtype:
     return image.dtype
 
 
+def _filter_input(image: torch.Tensor) -> torch.Tensor:
+    """The image in the dtype the filters run in: half-precision inputs are filtered in float32
+    (cheap: a few channels); only the 16x larger output is written in the low precision."""
+    if image.dtype == torch.float16 or image.dtype == torch.bfloat16:
+        return image.float()
+    return image
+
+
 def _sample_scales(
     image: torch.Tensor,
     basis: torch.Tensor,
@@ -79,11 +87,7 @@ def _sample_scales(
     out_w: int,
 ) -> list[ScaleSamples]:
     """Image -> gradients -> bands -> per cell size, the sampled cell maps and descriptor norms."""
-    # Half-precision inputs are filtered in float32 (cheap: a few channels); only the 16x larger
-    # output is written in the low precision.
-    work = image
-    if image.dtype == torch.float16 or image.dtype == torch.bfloat16:
-        work = image.float()
+    work = _filter_input(image)
     gx, gy = dominant_gradient(*sobel_gradients(work))
     # Pad the two one-channel gradient maps rather than the num_bins-channel band maps: the bands
     # are pointwise in the gradient, so they come out replicate-padded for the cell filter.
@@ -174,7 +178,7 @@ def _sift_flow_eager(
     # On the CPU, go one image and one strip of rows at a time (see _row_strips.py): fresh buffers
     # of many MiB cost a page fault per 4 KiB, and a strip's intermediates are recycled and cached.
     # A GPU gets the whole batch at once: there, fewer and larger kernels win.
-    work = image.float() if image.dtype in (torch.float16, torch.bfloat16) else image
+    work = _filter_input(image)
     basis = basis.to(work.dtype)
     margins = filter_margins(cell_sizes, step_size, include_boundary)
     shift = 0 if include_boundary else 2 * max(cell_sizes)
