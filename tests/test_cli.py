@@ -14,6 +14,7 @@ import siftflow_nn as sf
 from siftflow_nn.cli import main
 from siftflow_nn.io import read_image
 from siftflow_nn.synthetic import translated_pair
+from siftflow_nn.viz import picture_grid
 
 
 def _save(path, array, mode=None):
@@ -112,7 +113,14 @@ def test_demo_runs_out_of_the_box_as_a_module(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     names = {path.name for path in (tmp_path / "demo").iterdir()}
-    assert {"image1.png", "image2.png", "flow_truth.png", "flow_sift_flow.png", "flow_sift_flow.flo"} <= names
+    assert {
+        "image1.png",
+        "image2.png",
+        "flow_truth.png",
+        "flow_sift_flow.png",
+        "flow_sift_flow.flo",
+        "overview.png",
+    } <= names
     errors = {
         line.split()[0]: float(line.split("EPE")[1].split()[0]) for line in result.stdout.splitlines() if "EPE" in line
     }
@@ -211,3 +219,17 @@ def test_flow_colours_follow_the_middlebury_wheel():
     assert colours[1].tolist() == [255, 0, 0]
     assert colours[3][0] < 60 and colours[3][1] > 200 and colours[3][2] > 200
     assert colours[4].tolist() == [0, 0, 0]
+
+
+def test_picture_grid_places_pictures_under_their_captions():
+    black, white = torch.zeros(3, 8, 10), torch.ones(3, 8, 10)
+    grid = picture_grid({"black": black, "white": white, "third": black}, columns=2)
+    assert grid.shape == (2 * (14 + 8), 2 * 10 + 2, 3) and grid.dtype == np.uint8
+    assert (grid[14:22, :10] == 0).all() and (grid[14:22, 12:22] == 255).all()  # row 1, below the captions
+    assert (grid[36:44, :10] == 0).all() and (grid[36:44, 12:22] == 255).all()  # row 2: one picture, white rest
+    assert (grid[:14, :10] < 128).any(), "the caption is drawn in dark (antialiased) text above its picture"
+
+
+def test_picture_grid_rejects_pictures_of_other_sizes():
+    with pytest.raises(ValueError, match="pictures must all be 8 x 10 x 3"):
+        picture_grid({"a": torch.zeros(3, 8, 10), "b": torch.zeros(3, 9, 10)})
