@@ -12,9 +12,9 @@ with out-of-image matches scored by the median matching cost (the original's def
 The u and v layers are separate 4-connected grids joined at each pixel by the data term (the
 dual-layer decoupling of the paper), so every message is a min over at most ``2w + 1`` labels.
 
-Schedule: the original sweeps the image sequentially; here every message of one checkerboard
-colour and one layer is updated at once (red-black BP), then the other colour, then the dual
-messages between the layers. All values are integers, kept in float32 (exact below 2**24).
+Schedule: the original sweeps the image sequentially (``_bp_kernels.py`` does, compiled); here,
+the portable reference for any device, every message of one checkerboard colour and one layer is
+updated at once (red-black BP), then the other colour, then the dual messages between the layers. All values are integers, kept in float32 (exact below 2**24).
 A coarser copy of the field (2 x 2 pixels summed, as the original's ``generateCoarserLevel``)
 runs first and seeds the messages, which speeds up the propagation across the image.
 """

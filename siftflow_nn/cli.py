@@ -157,6 +157,37 @@ def _progress(total: int, description: str):
     return tqdm(total=total, desc=description, unit="image")
 
 
+class _LevelProgress:
+    """SIFT flow's progress, a pyramid level at a time: a bar on a terminal, else a line per level."""
+
+    def __init__(self, levels: int) -> None:
+        self.levels, self.start = levels, time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=levels, desc="SIFT flow", unit="level")
+
+    def level_done(self, index: int, level: dict[str, torch.Tensor]) -> None:
+        height, width = level["flow"].shape[-2:]
+        energy = float(level["energy"][-1].sum())
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{height} x {width}, energy {energy:.4g}")
+            self.bar.update(1)
+        else:
+            done = self.levels - index
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"SIFT flow: level {done}/{self.levels} ({height} x {width}) done at {elapsed:.1f} s, "
+                f"energy {energy:.6g}",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 # --- flow, show, demo --------------------------------------------------------------------------
 
 
@@ -170,7 +201,11 @@ def _flow(image1: torch.Tensor, image2: torch.Tensor, method: str, radius: int, 
         matcher = SIFTFlow(cell_size=args.cell_size, num_bins=args.bins, fast=args.fast).to(device)
         if min(pair.shape[-2:]) < matcher.minimum_size():
             raise UsageError(f"images of {tuple(pair.shape[-2:])} are too small for SIFT flow: use --method local")
-        return matcher(pair[:1], pair[1:])[0].cpu()
+        progress = _LevelProgress(matcher.num_levels)
+        try:
+            return matcher(pair[:1], pair[1:], on_level=progress.level_done)[0].cpu()
+        finally:
+            progress.close()
     from siftflow_nn.matching import local_match
 
     descriptors = SIFTFlowDescriptor(args.cell_size, 1, True, args.bins).to(device)(pair)

@@ -3,31 +3,33 @@
 Liu, Yuen, Torralba, "SIFT Flow: Dense correspondence across scenes and its applications",
 TPAMI 2011, section 3: a truncated L1 data term on SIFT descriptors, a small-displacement term and
 a truncated L1 smoothness term, minimised by dual-layer belief propagation, coarse to fine. The
-driver follows the original ``SIFTflowc2f.m`` and its defaults; the message passing lives in
-``_belief_propagation.py``.
+driver follows the original ``SIFTflowc2f.m`` and its defaults (pyramid and per-level plan in
+``_pyramid.py``); the message passing is ``_bp_kernels.py`` (compiled, the original's sweeps) or
+``_belief_propagation.py`` (torch, any device).
 """
 
-import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
-import kornia
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from siftflow_nn import _pyramid
 from siftflow_nn._belief_propagation import Field, energy, range_cost, solve
 from siftflow_nn._checks import check_image, check_positive_int, check_same_shape
+from siftflow_nn._matlab import matlab_round
 from siftflow_nn.descriptor import SIFTFlowDescriptor, to_uint8
+
+try:
+    from siftflow_nn import _bp_kernels
+except ImportError:  # numba missing: the portable torch solver does the work
+    _bp_kernels = None
 
 __all__ = ["SIFTFlow", "data_term", "matlab_round"]
 
 _CHANNEL_CHUNK = 32
 _HISTOGRAM_BINS = 20000
-
-
-def matlab_round(tensor: torch.Tensor) -> torch.Tensor:
-    """Round half away from zero, as MATLAB (``torch.round`` rounds half to even)."""
-    return torch.sign(tensor) * torch.floor(tensor.abs() + 0.5)
 
 
 def data_term(
@@ -89,20 +91,7 @@ def _default_score(costs: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return torch.stack(defaults)
 
 
-def _downsample(sift: torch.Tensor) -> torch.Tensor:
-    """One pyramid step of ``SIFTflowc2f.m`` on uint8-valued images: smooth, halve (bicubic), round."""
-    height, width = sift.shape[-2:]
-    # MATLAB's imfilter(im, fspecial('gaussian', 5, 0.67), 'same', 'replicate'), on uint8 images.
-    smoothed = matlab_round(kornia.filters.gaussian_blur2d(sift, (5, 5), (0.67, 0.67), border_type="replicate"))
-    smoothed = smoothed.clamp(0, 255)
-    # antialias=True gives the a = -0.5 cubic kernel (MATLAB's) with MATLAB's widening when shrinking.
-    size = (math.ceil(height / 2), math.ceil(width / 2))
-    return matlab_round(F.interpolate(smoothed, size=size, mode="bicubic", antialias=True)).clamp(0, 255)
-
-
-def _upsample_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``round(imresize(flow, size, 'bicubic') * 2)``: the next level's integer offsets."""
-    return matlab_round(F.interpolate(flow, size=size, mode="bicubic", antialias=True) * 2)
+_SOLVERS = ("auto", "compiled", "torch")
 
 
 class SIFTFlow(nn.Module):
@@ -117,10 +106,18 @@ class SIFTFlow(nn.Module):
 
     on uint8 SIFT Flow descriptors, by dual-layer belief propagation on a pyramid of descriptor
     images (smoothed and halved ``num_levels - 1`` times), each level searching a window around
-    the upsampled flow of the coarser one. The defaults are those of the original code's demo
-    (``SIFTflowc2f.m``): descriptors with cell size 3, ``alpha = 2 * 255``, ``d = 40 * 255``,
-    ``gamma = 0.005 * 255`` (eta, doubled at each coarser level), 4 levels, window radius 2 below
-    the top and 10 at the top, 60 iterations at the top and 18 to 30 below.
+    the upsampled flow of the coarser one. The defaults and the schedule are those of the original
+    code's demo (``SIFTflowc2f.m``, 2009): descriptors with cell size 3, ``alpha = 2 * 255``,
+    ``d = 40 * 255``, ``gamma = 0.005 * 255`` (eta, doubled at each coarser level), 4 levels,
+    window radius 10 at the top and 2 below, 60 iterations at the top and 30 down to 18 below
+    (``round(linspace(30, 18, 4))``), in-level hierarchies of 2 at the top and ``num_levels - i``
+    at level ``i`` (1 = finest).
+
+    Two solvers give this result: ``"compiled"`` (numba, CPU) follows the original's sequential
+    sweeps exactly (the same energies, iteration by iteration) and runs them in parallel where the
+    sweep order allows; ``"torch"`` (any device, the portable reference) updates checkerboard
+    colours at once, a slightly different schedule (energies within about 0.5%). ``"auto"`` picks
+    the compiled one for CPU tensors when numba is installed.
 
     Args:
         alpha: smoothness cost per pixel of flow difference between neighbours.
@@ -132,8 +129,8 @@ class SIFTFlow(nn.Module):
         top_iterations: BP iterations at the top level.
         iterations: BP iterations at the finest level (coarser levels run fewer, from 0.6x).
         cell_size, num_bins: descriptor options.
-        fast: for large images: a third of the iterations and no in-level hierarchy (see the README
-            for what it costs in accuracy).
+        fast: a third of the iterations at every level (see the README for what it costs).
+        solver: ``"auto"``, ``"compiled"`` or ``"torch"``.
 
     Shape:
         - image1, image2: ``(B, C, H, W)`` in ``[0, 1]``.
@@ -160,11 +157,14 @@ class SIFTFlow(nn.Module):
         cell_size: int | Sequence[int] = 3,
         num_bins: int = 8,
         fast: bool = False,
+        solver: str = "auto",
     ) -> None:
         super().__init__()
         for name, value in (("alpha", alpha), ("d", d), ("gamma", gamma)):
             if not value >= 0:
                 raise ValueError(f"{name} must be non-negative, got {value}")
+        if solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(map(repr, _SOLVERS))}, got {solver!r}")
         self.alpha, self.d, self.gamma = float(alpha), float(d), float(gamma)
         self.num_levels = check_positive_int(num_levels, "num_levels")
         self.window = check_positive_int(window, "window")
@@ -172,42 +172,71 @@ class SIFTFlow(nn.Module):
         self.top_iterations = check_positive_int(top_iterations, "top_iterations")
         self.iterations = check_positive_int(iterations, "iterations")
         self.fast = bool(fast)
+        self.solver = solver
         self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins)
 
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha:g}, d={self.d:g}, gamma={self.gamma:g}, num_levels={self.num_levels}, "
             f"window={self.window}, top_window={self.top_window}, top_iterations={self.top_iterations}, "
-            f"iterations={self.iterations}, fast={self.fast}"
+            f"iterations={self.iterations}, fast={self.fast}, solver={self.solver!r}"
         )
 
     def minimum_size(self) -> int:
         """The smallest height and width the pyramid allows (two pixels at the top level)."""
         return 2 ** (self.num_levels - 1) + 1
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+    def level_plans(self) -> list[_pyramid.LevelPlan]:
+        """Per pyramid level, finest first: window radius, iterations, in-level hierarchy, gamma."""
+        return _pyramid.level_plans(
+            self.num_levels, self.window, self.top_window, self.iterations, self.top_iterations, self.gamma, self.fast
+        )
+
+    def forward(
+        self,
+        image1: torch.Tensor,
+        image2: torch.Tensor,
+        on_level: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+    ) -> torch.Tensor:
+        """The flow from ``image1`` to ``image2``; ``on_level`` as in ``match``."""
         check_image(image1, "image1")
         check_image(image2, "image2")
         check_same_shape(image1, image2, "image1", "image2")
         with torch.no_grad():
-            sift1, sift2 = to_uint8(self.descriptor(torch.cat([image1, image2]))).float().chunk(2)
-        return self.match(sift1, sift2)[0]
+            sift = to_uint8(self.descriptor(torch.cat([image1, image2])))
+        # Channels last is the compiled solver's layout: converted here once, while the float
+        # descriptors are already gone.
+        sift1, sift2 = sift.contiguous(memory_format=torch.channels_last).chunk(2)
+        return self.match(sift1, sift2, on_level)[0]
 
     @torch.no_grad()
-    def match(self, sift1: torch.Tensor, sift2: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    def match(
+        self,
+        sift1: torch.Tensor,
+        sift2: torch.Tensor,
+        on_level: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+    ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         """Flow between two descriptor images on the 0..255 scale, and what each level did.
 
         Args:
-            sift1, sift2: ``(B, D, H, W)`` descriptors (e.g. ``to_uint8(descriptor).float()``).
+            sift1, sift2: ``(B, D, H, W)`` descriptors, uint8 (``to_uint8(descriptor)``) or float
+                with values in 0..255 (truncated to uint8, as the original's mex reads them). The
+                compiled solver works channels last: passing ``torch.channels_last`` tensors
+                spares it a copy of each.
+            on_level: called after each level (coarsest first) with the level's index (0 = finest)
+                and its dict below: for progress bars.
 
         Returns:
-            ``(flow, levels)``: the ``(B, 2, H, W)`` flow, and per level (finest first) a dict with
-            its ``flow``, ``offset`` (the window centres it searched around) and ``energy``
-            (``(iterations, B)``: the energy after each iteration).
+            ``(flow, levels)``: the ``(B, 2, H, W)`` float flow, and per level (finest first) a dict
+            with its ``flow``, ``offset`` (the window centres it searched around) and ``energy``
+            (``(iterations, B)`` float64: the energy after each iteration, as the original reports).
         """
         for name, sift in (("sift1", sift1), ("sift2", sift2)):
-            if not isinstance(sift, torch.Tensor) or sift.dim() != 4 or not sift.is_floating_point():
-                raise ValueError(f"{name} must be a B x D x H x W float tensor, got {getattr(sift, 'shape', sift)}")
+            if not isinstance(sift, torch.Tensor) or sift.dim() != 4:
+                shape = tuple(sift.shape) if isinstance(sift, torch.Tensor) else type(sift).__name__
+                raise ValueError(f"{name} must be a B x D x H x W uint8 or float tensor, got {shape}")
+            if not (sift.is_floating_point() or sift.dtype == torch.uint8):
+                raise TypeError(f"{name} must be uint8 or floating point, got dtype {sift.dtype}")
         check_same_shape(sift1, sift2, "sift1", "sift2")
         height, width = sift1.shape[-2:]
         if min(height, width) < self.minimum_size():
@@ -215,29 +244,58 @@ class SIFTFlow(nn.Module):
                 f"images of {height} x {width} are too small for num_levels={self.num_levels}: "
                 f"height and width must be at least {self.minimum_size()}"
             )
-        pyramid = [(sift1, sift2)]
-        for _ in range(self.num_levels - 1):
-            pyramid.append(tuple(_downsample(sift) for sift in pyramid[-1]))
-        ramp = torch.linspace(0.6 * self.iterations, self.iterations, self.num_levels).tolist()
+        sift1, sift2 = _as_uint8(sift1), _as_uint8(sift2)
+        if self._compiled(sift1.device):
+            with _numba_threads():
+                pyramids = [_compiled_pyramids(sift, self.num_levels) for sift in (sift1, sift2)]
+                solve_level = _solve_level_compiled
+        else:
+            pyramids = [_pyramid.descriptor_pyramid(sift, self.num_levels) for sift in (sift1, sift2)]
+            solve_level = self._solve_level_torch
         flow = None
         levels: list[dict[str, torch.Tensor]] = []
-        for level in range(self.num_levels - 1, -1, -1):  # 0 is the finest
-            level_sift1, level_sift2 = pyramid[level]
-            batch, _, level_h, level_w = level_sift1.shape
+        for index in range(self.num_levels - 1, -1, -1):
+            plan = self.level_plans()[index]
+            level1, level2 = pyramids[0].pop(), pyramids[1].pop()  # coarsest first; freed once solved
+            size = tuple(level1.shape[-2:]) if isinstance(level1, torch.Tensor) else level1[0].shape[:2]
             if flow is None:
-                offset = level_sift1.new_zeros(batch, 2, level_h, level_w)
-                window, iterations, hierarchy = self.top_window, self.top_iterations, 2
+                offset = torch.zeros(sift1.shape[0], 2, *size, dtype=torch.int32, device=sift1.device)
             else:
-                offset = _upsample_flow(flow, (level_h, level_w))
-                window = self.window
-                iterations, hierarchy = int(matlab_round(torch.tensor(ramp[self.num_levels - 1 - level]))), level
-            if self.fast:
-                iterations, hierarchy = max(1, iterations // 3), 0
-            field = self._level_field(level_sift1, level_sift2, offset, window, level)
-            label_x, label_y, energies, _, _ = solve(field, iterations, hierarchy, self.gamma * 2**level)
-            flow = torch.stack([offset[:, 0] + label_x - window, offset[:, 1] + label_y - window], dim=1)
-            levels.insert(0, {"flow": flow, "offset": offset, "energy": torch.stack(energies)})
+                offset = _pyramid.upsample_offsets(flow, size)
+            with _numba_threads():
+                labels, energies = solve_level(level1, level2, offset, plan, self.alpha, self.d)
+            flow = (offset + labels - plan.window).float()
+            levels.insert(0, {"flow": flow, "offset": offset.float(), "energy": energies})
+            if on_level is not None:
+                on_level(index, levels[0])
         return flow, levels
+
+    def _compiled(self, device: torch.device) -> bool:
+        """Whether this call runs the compiled solver (and say why not when it was asked for)."""
+        if self.solver == "torch":
+            return False
+        if device.type != "cpu":
+            if self.solver == "compiled":
+                raise ValueError(f"solver='compiled' runs on the CPU; the descriptors are on {device}")
+            return False
+        if _bp_kernels is None:
+            warnings.warn(
+                "numba is not installed: SIFTFlow falls back to its portable torch solver, several times "
+                "slower and with checkerboard updates (energies within about 0.5% of the original's); "
+                "`pip install numba` for the compiled one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            if self.solver == "compiled":
+                raise ImportError("solver='compiled' needs numba: pip install numba")
+            return False
+        return True
+
+    def _solve_level_torch(self, sift1, sift2, offset, plan, alpha, d):
+        """One level with the portable solver, batched: labels ``(B, 2, h, w)`` and energies."""
+        field = self._field(sift1.float(), sift2.float(), offset.float(), plan)
+        label_x, label_y, energies, _, _ = solve(field, plan.iterations, plan.hierarchy, plan.gamma)
+        return torch.stack([label_x, label_y], dim=1).to(torch.int32), torch.stack(energies)
 
     def energy(
         self,
@@ -246,31 +304,75 @@ class SIFTFlow(nn.Module):
         flow: torch.Tensor,
         offset: torch.Tensor,
         level: int = 0,
-        window: int | None = None,
     ) -> torch.Tensor:
         """The energy the original reports for ``flow`` at one pyramid level (``(B,)``, float64).
 
-        ``offset`` is the level's window centres and ``window`` its radius (default: ``self.window``,
-        or ``top_window`` at the top level); ``sift1``, ``sift2`` are that level's descriptors.
+        ``offset`` is the level's window centres (its radius is the level's plan's);
+        ``sift1``, ``sift2`` are that level's descriptors on the 0..255 scale.
         """
-        if window is None:
-            window = self.top_window if level == self.num_levels - 1 else self.window
-        field = self._level_field(sift1, sift2, offset, window, level)
-        labels = (flow - offset + window).long()
+        plan = self.level_plans()[level]
+        field = self._field(sift1.float(), sift2.float(), offset.float(), plan)
+        labels = (flow - offset + plan.window).long()
         return energy(field, labels[:, 0], labels[:, 1])
 
-    def _level_field(
-        self, sift1: torch.Tensor, sift2: torch.Tensor, offset: torch.Tensor, window: int, level: int
-    ) -> Field:
-        """The energy's terms at one pyramid level: window centres ``offset``, radius ``window``."""
-        gamma = self.gamma * 2**level  # the small-displacement weight doubles at each coarser level
+    def _field(self, sift1: torch.Tensor, sift2: torch.Tensor, offset: torch.Tensor, plan) -> Field:
+        """The energy's terms at one pyramid level: window centres ``offset``, the level's plan."""
         return Field(
-            data_term(sift1, sift2, offset[:, 0], offset[:, 1], window),
-            range_cost(offset[:, 0], window, gamma),
-            range_cost(offset[:, 1], window, gamma),
+            data_term(sift1, sift2, offset[:, 0], offset[:, 1], plan.window),
+            range_cost(offset[:, 0], plan.window, plan.gamma),
+            range_cost(offset[:, 1], plan.window, plan.gamma),
             offset[:, 0],
             offset[:, 1],
-            window,
+            plan.window,
             self.alpha,
             self.d,
         )
+
+
+def _as_uint8(sift: torch.Tensor) -> torch.Tensor:
+    """Descriptors as the mex reads them: uint8, a float truncated (and clamped to 0..255)."""
+    return sift if sift.dtype == torch.uint8 else sift.detach().clamp(0, 255).to(torch.uint8)
+
+
+def _compiled_pyramids(sift: torch.Tensor, num_levels: int) -> list[list[np.ndarray]]:
+    """Per level, finest first, the ``(h, w, D)`` uint8 pyramid level of every batch item."""
+    hwc = sift.permute(0, 2, 3, 1).contiguous().numpy()  # no copy when sift is channels last
+    items = [_pyramid.descriptor_pyramid_hwc(item, num_levels) for item in hwc]
+    return [[item[level] for item in items] for level in range(num_levels)]
+
+
+def _solve_level_compiled(sift1, sift2, offset, plan, alpha, d):
+    """One level with the compiled solver, item by item: labels ``(B, 2, h, w)`` and energies."""
+    labels, energies = [], []
+    for item1, item2, item_offset in zip(sift1, sift2, offset.numpy()):
+        item_offset = np.ascontiguousarray(item_offset)
+        data = _bp_kernels.data_term(item1, item2, item_offset, plan.window)
+        item_labels, item_energies = _bp_kernels.solve(
+            data, item_offset, plan.window, alpha, d, plan.gamma, plan.iterations, plan.hierarchy
+        )
+        labels.append(torch.from_numpy(item_labels))
+        energies.append(torch.from_numpy(item_energies))
+    return torch.stack(labels), torch.stack(energies, dim=1)
+
+
+class _numba_threads:
+    """Run numba's parallel loops on as many threads as torch uses (``torch.set_num_threads``).
+
+    Both may run on the same OpenMP runtime, where numba's launch sets the thread count that
+    torch reads back: torch's count is restored on the way out.
+    """
+
+    def __enter__(self) -> None:
+        self._torch_threads = torch.get_num_threads()
+        if _bp_kernels is not None:
+            import numba
+
+            self._numba_threads = numba.get_num_threads()
+            numba.set_num_threads(max(1, min(self._torch_threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc: object) -> None:
+        if _bp_kernels is not None:
+            import numba
+
+            numba.set_num_threads(self._numba_threads)
+        torch.set_num_threads(self._torch_threads)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import siftflow_nn as sf
+from siftflow_nn._pyramid import _wrap_to_uint8, descriptor_pyramid, descriptor_pyramid_hwc
 from siftflow_nn.matching import local_match, soft_local_match
-from siftflow_nn.sift_flow import SIFTFlow
+from siftflow_nn.sift_flow import SIFTFlow, data_term
 from siftflow_nn.synthetic import synthetic_pair, textured_image, translated_pair
 from siftflow_nn.warp import warp
 from tests.conftest import REFERENCE
@@ -185,3 +186,120 @@ def test_sift_flow_bad_input():
         SIFTFlow(num_levels=0)
     with pytest.raises(ValueError, match="alpha must be non-negative"):
         SIFTFlow(alpha=-1)
+
+
+# --- the compiled solver against the original and against the torch reference -------------------
+
+
+@pytest.mark.parametrize("name", FLOW_CASES)
+def test_compiled_solver_reproduces_the_original_at_every_level(name):
+    """Pyramid, offsets, every iteration's energy and the flow of every level equal the original's."""
+    case = _load_flow_case(name)
+    flow, levels = SIFTFlow(solver="compiled").match(_sift(case, "sift1"), _sift(case, "sift2"))
+    for index, level in enumerate(levels):
+        key = f"L{index + 1}"
+        np.testing.assert_array_equal(level["energy"][:, 0].numpy(), case[f"{key}_energy"])
+        offset = np.stack([case[f"{key}_offset_x"], case[f"{key}_offset_y"]])
+        np.testing.assert_array_equal(level["offset"][0].numpy(), offset)
+        np.testing.assert_array_equal(level["flow"][0].numpy(), np.stack([case[f"{key}_vx"], case[f"{key}_vy"]]))
+    np.testing.assert_array_equal(flow[0].numpy(), np.stack([case["vx"], case["vy"]]))
+
+
+def test_torch_solver_stays_close_to_the_original():
+    """The portable solver's schedule differs (checkerboard updates): energies within 1% at every level."""
+    case = _load_flow_case("sinewarp_coffee_120x160")
+    _, levels = SIFTFlow(solver="torch").match(_sift(case, "sift1"), _sift(case, "sift2"))
+    for index, level in enumerate(levels):
+        original = case[f"L{index + 1}_energy"][-1]
+        assert abs(level["energy"][-1, 0].item() / original - 1) < 0.01, index
+
+
+def test_compiled_and_torch_data_terms_are_equal():
+    """Costs of every label, the histogram-median default for matches outside image 2 included."""
+    from siftflow_nn import _bp_kernels
+
+    generator = torch.Generator().manual_seed(1)
+    sift1, sift2 = torch.randint(0, 256, (2, 1, 16, 9, 13), generator=generator, dtype=torch.uint8)
+    offset = torch.randint(-4, 5, (1, 2, 9, 13), generator=generator, dtype=torch.int32)
+    window = 2
+    expected = data_term(sift1.float(), sift2.float(), offset[:, 0].float(), offset[:, 1].float(), window)
+    hwc = [np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()) for sift in (sift1, sift2)]
+    ours = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
+    np.testing.assert_array_equal(ours, expected[0].numpy().astype(np.int32))
+
+
+def test_compiled_pyramid_equals_the_torch_pyramid_bit_for_bit():
+    sift = torch.randint(0, 256, (1, 24, 37, 51), dtype=torch.uint8)
+    sift[..., :10, :10] = 200  # a flat patch: where a different rounding would show after truncation
+    reference = descriptor_pyramid(sift, 4)
+    compiled = descriptor_pyramid_hwc(np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()), 4)
+    assert [level.shape[-2:] for level in reference] == [(37, 51), (19, 26), (10, 13), (5, 7)]
+    for ours, theirs in zip(compiled, reference):
+        np.testing.assert_array_equal(ours, theirs[0].permute(1, 2, 0).numpy())
+
+
+def test_pyramid_truncates_and_wraps_like_the_mex():
+    """(unsigned char)(v * 255) on x86: truncation toward zero, then the low byte (-1 -> 255)."""
+    values = torch.tensor([0.0, 0.999 / 255, 1 / 255, 254.9 / 255, 255.5 / 255, -0.5 / 255, -1.5 / 255])
+    assert _wrap_to_uint8(values.double()).tolist() == [0, 0, 1, 254, 255, 0, 255]
+
+
+def test_compiled_result_does_not_depend_on_the_thread_count():
+    """The wavefront runs blocks in parallel only where the original's order allows: same bits."""
+    image1, image2, _ = synthetic_pair(80, 300, max_displacement=3.0, seed=9, noise=0.05)  # 3 x 3 blocks
+    matcher = SIFTFlow(num_levels=2, iterations=12, top_iterations=12)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, levels_one = matcher.match(*_descriptors_u8(image1, image2))
+        torch.set_num_threads(2)
+        two, levels_two = matcher.match(*_descriptors_u8(image1, image2))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+    assert torch.equal(levels_one[0]["energy"], levels_two[0]["energy"])
+    assert torch.get_num_threads() == before  # numba's OpenMP launch must not leak into torch's count
+
+
+def test_compiled_and_torch_solvers_agree_on_a_synthetic_pair():
+    image1, image2, truth = synthetic_pair(72, 96, max_displacement=3.0, seed=10, noise=0.03)
+    compiled = SIFTFlow(solver="compiled")(image1[None], image2[None])[0]
+    portable = SIFTFlow(solver="torch")(image1[None], image2[None])[0]
+    assert abs(_epe(compiled, truth) - _epe(portable, truth)) < 0.1
+    assert (compiled == portable).all(0).float().mean() > 0.9
+
+
+def test_without_numba_the_torch_solver_runs_with_a_warning(monkeypatch):
+    import siftflow_nn.sift_flow as module
+
+    monkeypatch.setattr(module, "_bp_kernels", None)
+    image1, image2, truth = translated_pair(40, 48, dx=1, dy=2)
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        flow = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)(image1[None], image2[None])
+    assert _epe(flow[0], truth) == 0
+    with pytest.raises(ImportError, match="pip install numba"), pytest.warns(RuntimeWarning):
+        SIFTFlow(solver="compiled")(image1[None], image2[None])
+
+
+def test_level_plans_follow_the_original_schedule():
+    """SIFTflowc2f.m (2009): hierarchy nlevels - i below the top, 2 at the top; iterations from linspace."""
+    plans = SIFTFlow().level_plans()
+    assert [plan.hierarchy for plan in plans] == [3, 2, 1, 2]
+    assert [plan.iterations for plan in plans] == [30, 26, 22, 60]
+    assert [plan.window for plan in plans] == [2, 2, 2, 10]
+    assert [plan.gamma for plan in plans] == pytest.approx([1.275, 2.55, 5.1, 10.2])
+    assert [plan.iterations for plan in SIFTFlow(fast=True).level_plans()] == [10, 8, 7, 20]
+
+
+def test_match_reports_each_level_as_it_ends():
+    image1, image2, _ = translated_pair(40, 48, dx=1, dy=0)
+    seen = []
+    SIFTFlow(num_levels=3, iterations=4, top_iterations=4).match(
+        *_descriptors_u8(image1, image2), on_level=lambda index, level: seen.append((index, tuple(level["flow"].shape)))
+    )
+    assert seen == [(2, (1, 2, 10, 12)), (1, (1, 2, 20, 24)), (0, (1, 2, 40, 48))]
+
+
+def _descriptors_u8(image1: torch.Tensor, image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    d1, d2 = _descriptors(image1, image2)
+    return sf.to_uint8(d1), sf.to_uint8(d2)
