@@ -8,6 +8,7 @@ from siftflow_nn.descriptor import (
     sift_flow_descriptor,
     to_uint8,
 )
+from siftflow_nn.descriptor_store import DescriptorStore, ShardError, open_descriptors
 from siftflow_nn.loss import (
     SIFTFlowLoss,
     SIFTFlowWarpLoss,
@@ -24,10 +25,12 @@ from siftflow_nn.warp import warp, warp_valid_mask
 __version__ = "0.1.0"
 
 __all__ = [
+    "DescriptorStore",
     "SIFTFlow",
     "SIFTFlowDescriptor",
     "SIFTFlowLoss",
     "SIFTFlowWarpLoss",
+    "ShardError",
     "SiftFlowTorch",
     "descriptor_distance",
     "descriptor_size",
@@ -36,6 +39,7 @@ __all__ = [
     "descriptor_warp_loss",
     "flow_to_color",
     "local_match",
+    "open_descriptors",
     "read_flo",
     "sift_flow_descriptor",
     "sift_flow_loss",

@@ -14,9 +14,10 @@ dual-layer decoupling of the paper), so every message is a min over at most ``2w
 
 Schedule: the original sweeps the image sequentially (``_bp_kernels.py`` does, compiled); here,
 the portable reference for any device, every message of one checkerboard colour and one layer is
-updated at once (red-black BP), then the other colour, then the dual messages between the layers. All values are integers, kept in float32 (exact below 2**24).
-A coarser copy of the field (2 x 2 pixels summed, as the original's ``generateCoarserLevel``)
-runs first and seeds the messages, which speeds up the propagation across the image.
+updated at once (red-black BP), then the other colour, then the dual messages between the layers.
+All values are integers, kept in float32 (exact below 2**24). Coarser copies of the field (2 x 2
+pixels summed, as the original's ``generateCoarserLevel``) run first and seed the messages, which
+speeds up the propagation across the image.
 """
 
 from typing import NamedTuple

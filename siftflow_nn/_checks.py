@@ -9,16 +9,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 
+def as_int(value: Any, name: str, expected: str = "an int") -> int:
+    """``value`` as an ``int``: an int, a NumPy integer or a 0-d integer tensor (configs produce
+    them); a bool, a float or anything else raises a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {expected}, got bool {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        if value.dtype not in (torch.bool, torch.complex64, torch.complex128):
+            return int(value)
+    raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+
+
 def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a bool), else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    """``value`` as an int if it is a positive integer (not a bool), else raise naming ``name``."""
+    value = as_int(value, name, "a positive int")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
     return value
+
+
+def check_non_negative_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is an integer >= 0 (not a bool), else raise naming ``name``."""
+    value = as_int(value, name, "a non-negative int")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool if it is one (a Python, NumPy or 0-d tensor bool), else a TypeError:
+    a string such as ``"no"`` would otherwise read as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype == torch.bool:
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def check_non_negative_number(value: Any, name: str) -> float:
+    """``value`` as a float if it is a real number >= 0 and finite (not a bool), else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__} {value!r}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a non-negative finite number, got {value}")
+    return float(value)
 
 
 def check_cell_sizes(cell_size: Any) -> tuple[int, ...]:
@@ -46,6 +86,8 @@ def check_image(image: Any, name: str = "image") -> torch.Tensor:
         )
     if image.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(image.shape)}")
+    if image.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device (a shape without data): move it to cpu or cuda first")
     return image
 
 

@@ -259,10 +259,13 @@ class ScaledGather(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
+        scales = _unflatten(ctx.layout, ctx.saved_tensors)
+        if torch.is_grad_enabled():  # create_graph=True: a second derivative will be taken
+            return (None, None, None, *_gather_backward_differentiable(scales, grad_out))
         out_h, out_w = grad_out.shape[2:]
         grads: list[torch.Tensor | None] = [None, None, None]
         channel = 0
-        for scale in _unflatten(ctx.layout, ctx.saved_tensors):
+        for scale in scales:
             grad_maps = [torch.zeros_like(cells) for cells in scale.maps]
             grad_inv = torch.zeros_like(scale.inv_norm)
             views = cell_views(scale.maps, scale.rows, scale.cols, out_h, out_w)
@@ -275,6 +278,34 @@ class ScaledGather(torch.autograd.Function):
                 channel += bins
             grads += grad_maps + [grad_inv]
         return tuple(grads)
+
+
+def _gather_backward_differentiable(scales: list[ScaleSamples], grad_out: torch.Tensor) -> list[torch.Tensor]:
+    """``ScaledGather``'s backward out of place, so that autograd can differentiate it again.
+
+    Each view's gradient is zero-padded back to its map's size and summed: more memory than the
+    in-place version, which only runs when no second derivative is wanted.
+    """
+    out_h, out_w = grad_out.shape[2:]
+    grads: list[torch.Tensor] = []
+    channel = 0
+    for scale in scales:
+        grad_maps: list[torch.Tensor | None] = [None] * len(scale.maps)
+        grad_inv = torch.zeros_like(scale.inv_norm)
+        for row_phase, row_start in zip(scale.rows.offset_phase, scale.rows.offset_start):
+            for col_phase, col_start in zip(scale.cols.offset_phase, scale.cols.offset_start):
+                index = row_phase * len(scale.cols.phase_count) + col_phase
+                cells = scale.maps[index]
+                view = cells[:, :, row_start : row_start + out_h, col_start : col_start + out_w]
+                grad = grad_out[:, channel : channel + view.shape[1]].to(view.dtype)
+                height, width = cells.shape[2:]
+                padding = [col_start, width - col_start - out_w, row_start, height - row_start - out_h]
+                placed = torch.nn.functional.pad(grad * scale.inv_norm, padding)
+                grad_maps[index] = placed if grad_maps[index] is None else grad_maps[index] + placed
+                grad_inv = grad_inv + (grad * view).sum(dim=1, keepdim=True)
+                channel += view.shape[1]
+        grads += [g if g is not None else torch.zeros_like(m) for g, m in zip(grad_maps, scale.maps)] + [grad_inv]
+    return grads
 
 
 def flatten_scales(scales: list[ScaleSamples]) -> tuple[list[tuple[int, AxisPlan, AxisPlan]], list[torch.Tensor]]:

@@ -15,14 +15,14 @@ Differences from the old package, on purpose:
 - the last rows and columns are correct (the old port read zeros there, an align_corners bug).
 """
 
-import functools
+import sys
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from siftflow_nn.descriptor import SIFTFlowDescriptor, _output_dtype, sift_flow_descriptor
+from siftflow_nn.descriptor import SIFTFlowDescriptor, output_dtype, sift_flow_descriptor
 
 __all__ = ["SiftFlowTorch"]
 
@@ -69,7 +69,7 @@ class SiftFlowTorch:
             if self.device.type == "cpu":
                 warnings.warn("SiftFlowTorch: fp16=True on the CPU computes in bfloat16", stacklevel=2)
         self.return_numpy = return_numpy
-        self._recycled: torch.UntypedStorage | None = None  # the last output's memory (CPU)
+        self._recycled = _RecycledMemory()
 
     def extract_descriptor(self, images: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor | np.ndarray:
         """Descriptors of a list of H x W x C (or H x W) images with values in [0, 255].
@@ -102,11 +102,7 @@ class SiftFlowTorch:
         options = self.descriptor
         height, width = options.output_size(batch.shape[2], batch.shape[3])
         shape = (batch.shape[0], options.descriptor_dim, height, width)
-        dtype = _output_dtype(batch)
-        buffer = _tensor_if_released(self._recycled, shape, dtype)
-        if buffer is None:
-            buffer = torch.empty(shape, dtype=dtype)
-        self._recycled = buffer.untyped_storage()
+        buffer = self._recycled.tensor(shape, output_dtype(batch))
         return sift_flow_descriptor(
             batch, options.cell_sizes, options.step_size, options.include_boundary, options.num_bins, out=buffer
         )
@@ -136,38 +132,29 @@ class SiftFlowTorch:
             raise ValueError(f"images[{index}] must be an H x W x C or H x W array, got shape {array.shape}")
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
             raise TypeError(f"images[{index}] must hold numbers in [0, 255], got dtype {array.dtype}")
+        if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
+            raise ValueError(
+                f"images[{index}] has shape {array.shape}, which looks like C x H x W; SiftFlowTorch takes "
+                f"H x W x C images, as sift-flow-gpu did: pass image.permute(1, 2, 0) (or .transpose(1, 2, 0))"
+            )
         return array
 
 
-def _storage_users(storage: torch.UntypedStorage) -> int:
-    return torch._C._storage_Use_Count(storage._cdata)
+class _RecycledMemory:
+    """The last output's memory, handed out again once nothing else refers to it (CPU only).
 
-
-@functools.cache
-def _can_count_storage_users() -> bool:
-    """Whether this torch counts a storage's users as :func:`_tensor_if_released` expects."""
-    try:
-        storage = torch.empty(4).untyped_storage()
-        alone = _storage_users(storage)
-        tensor = torch.empty(0).set_(storage, 0, (4,))
-        with_tensor = _storage_users(storage)
-        del tensor
-        return alone == 1 and with_tensor == 2 and _storage_users(storage) == 1
-    except (AttributeError, RuntimeError, TypeError):
-        return False
-
-
-def _tensor_if_released(
-    storage: torch.UntypedStorage | None, shape: tuple[int, ...], dtype: torch.dtype
-) -> torch.Tensor | None:
-    """A tensor on ``storage`` if nothing else uses that memory any more, else ``None``.
-
-    Every tensor, view or NumPy array on a storage holds one count of it: when ours is the only
-    one, the caller has dropped the earlier result and its memory can be written again. Where this
-    torch offers no such count, nothing is recycled: a fresh buffer is slower, never wrong.
+    The memory is a NumPy byte array that the output tensor is built on: torch keeps one reference
+    to the array for as long as any tensor, view or NumPy array uses that memory. When ours is the
+    only reference left (``sys.getrefcount``, public and exact under the GIL), the caller has
+    dropped every trace of the earlier result and the memory can be written again.
     """
-    if storage is None or not _can_count_storage_users() or _storage_users(storage) != 1:
-        return None
-    if storage.nbytes() != torch.Size(shape).numel() * dtype.itemsize:
-        return None
-    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+
+    def __init__(self) -> None:
+        self._bytes: np.ndarray | None = None
+
+    def tensor(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        size = torch.Size(shape).numel() * dtype.itemsize
+        # References: our attribute and getrefcount's own argument; a third one is torch's.
+        if self._bytes is None or self._bytes.nbytes != size or sys.getrefcount(self._bytes) > 2:
+            self._bytes = np.empty(size, np.uint8)
+        return torch.from_numpy(self._bytes).view(dtype).view(shape)

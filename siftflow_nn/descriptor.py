@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siftflow_nn._checks import check_cell_sizes, check_image, check_positive_int
+from siftflow_nn._checks import check_bool, check_cell_sizes, check_image, check_positive_int
 from siftflow_nn._kernels import dominant_gradient, orientation_bands, orientation_basis, sobel_gradients
 from siftflow_nn._row_strips import strip_height, write_strip
 from siftflow_nn._sampling import (
@@ -59,7 +59,7 @@ def descriptor_size(
     )
 
 
-def _output_dtype(image: torch.Tensor) -> torch.dtype:
+def output_dtype(image: torch.Tensor) -> torch.dtype:
     """Under autocast a float32 image gives a descriptor in the autocast dtype; otherwise its own."""
     if not torch.jit.is_scripting():
         device_type = image.device.type
@@ -120,7 +120,7 @@ def _sift_flow(
             f"image of size {height} x {width} is too small for cell_size={cell_sizes}, step_size={step_size}, "
             f"include_boundary={include_boundary}: height and width must be at least {smallest}"
         )
-    out_dtype = _output_dtype(image)
+    out_dtype = output_dtype(image)
     shift = 0 if include_boundary else 2 * largest
     plans = [(plan_axis(out_h, cs, step_size, shift), plan_axis(out_w, cs, step_size, shift)) for cs in cell_sizes]
     if not torch.jit.is_scripting():
@@ -253,9 +253,10 @@ def sift_flow_descriptor(
     cell_sizes = list(check_cell_sizes(cell_size))
     step_size = check_positive_int(step_size, "step_size")
     num_bins = check_positive_int(num_bins, "num_bins")
+    include_boundary = check_bool(include_boundary, "include_boundary")
     check_image(image)
     basis = orientation_basis(num_bins).to(image.device)
-    return _sift_flow(image, basis, cell_sizes, step_size, bool(include_boundary), out)
+    return _sift_flow(image, basis, cell_sizes, step_size, include_boundary, out)
 
 
 class SIFTFlowDescriptor(nn.Module):
@@ -295,7 +296,7 @@ class SIFTFlowDescriptor(nn.Module):
         super().__init__()
         self.cell_sizes = list(check_cell_sizes(cell_size))
         self.step_size = check_positive_int(step_size, "step_size")
-        self.include_boundary = bool(include_boundary)
+        self.include_boundary = check_bool(include_boundary, "include_boundary")
         self.num_bins = check_positive_int(num_bins, "num_bins")
         self.register_buffer("basis", orientation_basis(self.num_bins), persistent=False)
 

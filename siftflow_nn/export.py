@@ -5,6 +5,7 @@ directly; the helpers here add what those need but plain calls lack: dynamic bat
 width for every image input, and clear errors when the ONNX tooling is missing.
 """
 
+import inspect
 import os
 import warnings
 from collections.abc import Sequence
@@ -27,6 +28,17 @@ def _example_inputs(
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     if example is None:
+        required = [
+            parameter.name
+            for parameter in inspect.signature(module.forward).parameters.values()
+            if parameter.default is inspect.Parameter.empty
+            and parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        if len(required) != 1:
+            raise ValueError(
+                f"{type(module).__name__}.forward takes {len(required)} inputs ({', '.join(required)}): pass "
+                f"example=(...) with one B x C x H x W tensor for each"
+            )
         example = torch.rand(2, 3, 64, 64)  # sizes of 1 would be specialised: batch 2
     inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     for index, tensor in enumerate(inputs):
@@ -86,7 +98,10 @@ def export_onnx(
     """Write ``module`` as an ONNX file with dynamic batch, height and width.
 
     Uses the dynamo-based ``torch.onnx.export``; needs the ``export`` extra (onnx, onnxscript). The
-    file is written atomically: an interrupted export leaves no partial file.
+    file is written atomically: an interrupted export leaves no partial file. The channel count is
+    the example's (3 by default): the descriptor's choice of the strongest channel is a loop over
+    the channels, unrolled in the graph; export with ``example=torch.rand(2, 1, 64, 64)`` for gray
+    images.
 
     Args:
         module: the module to export (a descriptor, a loss, or a model containing them).
@@ -109,7 +124,10 @@ def export_onnx(
             raise ImportError(f"export_onnx needs {package}: {INSTALL_HINT}") from error
     path = os.fspath(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter warns about unrelated torchvision ops
+        # Only the exporter's own remarks: training mode (these modules have no train-only
+        # behaviour) and a torch-internal deprecation. Anything else the user should see.
+        warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated", category=FutureWarning)
         program = torch.onnx.export(
             module,
             inputs,
@@ -133,5 +151,16 @@ def run_onnx(path: str | os.PathLike[str], *inputs: torch.Tensor) -> list[torch.
     except ImportError as error:
         raise ImportError(f"run_onnx needs onnxruntime: {INSTALL_HINT}") from error
     session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-    feeds = {spec.name: tensor.detach().cpu().numpy() for spec, tensor in zip(session.get_inputs(), inputs)}
+    specs = session.get_inputs()
+    if len(inputs) != len(specs):
+        raise ValueError(f"{path} takes {len(specs)} input(s), got {len(inputs)}")
+    for spec, tensor in zip(specs, inputs):
+        for axis, (expected, got) in enumerate(zip(spec.shape, tensor.shape)):
+            if isinstance(expected, int) and expected != got:
+                what = f"{expected} channels" if axis == 1 else f"size {expected} along axis {axis}"
+                raise ValueError(
+                    f"{path}: input {spec.name!r} was exported with {what}, got {got}; "
+                    f"export again with an example of that shape"
+                )
+    feeds = {spec.name: tensor.detach().cpu().numpy() for spec, tensor in zip(specs, inputs)}
     return [torch.from_numpy(output) for output in session.run(None, feeds)]

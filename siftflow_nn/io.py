@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "atomic_path", "image_to_uint8", "read_image", "write_image"]
+__all__ = ["ImageReadError", "OutputError", "atomic_path", "image_to_uint8", "read_image", "write_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -21,26 +21,44 @@ class ImageReadError(ValueError):
     """A file that is missing, unreadable or not an image; the message names the file."""
 
 
-def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
+class OutputError(OSError):
+    """An output that cannot be written (missing folder, no permission, a folder in the way)."""
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> torch.Tensor:
     """Read an image file as a ``(C, H, W)`` float32 tensor in ``[0, 1]``.
 
     RGB and grayscale images keep their 3 or 1 channels; an alpha channel is dropped; palette images
-    become RGB; 16-bit images are scaled by 1/65535, 8-bit ones by 1/255.
+    become RGB; 16-bit images are scaled by 1/65535, 8-bit ones by 1/255. An EXIF orientation is
+    applied, as image viewers do (a portrait photo stored sideways reads upright).
+
+    Args:
+        path: the file.
+        max_pixels: refuse images with more pixels than this (checked on the header, before
+            decoding); Pillow's own decompression-bomb limit applies in any case.
 
     Raises:
-        ImageReadError: the file is missing, unreadable or not an image (the message names it).
+        ImageReadError: the file is missing, unreadable, not an image, or too large (the message
+            names it).
     """
     path = Path(path)
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageReadError(
+                    f"{path}: {width} x {height} = {width * height} pixels, over the limit of {max_pixels}"
+                )
             image.load()
-            array = _to_array(image)
+            array = _to_array(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: is a directory, not an image file") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"{path}: too many pixels to decode safely ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageReadError(f"{path}: not a readable image ({error})") from None
     tensor = torch.from_numpy(array)
@@ -68,43 +86,55 @@ def _to_array(image: Image.Image) -> np.ndarray:
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:
     """A ``(C, H, W)`` tensor in [0, 1] as an H x W x C (or H x W) uint8 array for saving."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3, 4):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a C x H x W tensor with C = 1, 3 or 4, got {shape}")
     array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return array[..., 0] if array.shape[2] == 1 else array
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it.
+    """Yield a temporary path beside ``path``; on success flush it to disk and rename it to
+    ``path``, else delete it.
 
-    Readers never see a half-written file, and a failed write leaves nothing behind.
+    Readers never see a half-written file, a failed write leaves nothing behind, and the file gets
+    the mode a plain ``open`` would give it (the process's umask applied by the system).
+
+    Raises:
+        OutputError: the folder is missing or cannot be written (the message names ``path``).
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(handle)
-    temporary_path = Path(temporary)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
-        yield temporary_path
-        # mkstemp creates the file private (0600); give it the mode a plain open() would.
-        os.chmod(temporary_path, 0o666 & ~_current_umask())
-        os.replace(temporary_path, path)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileNotFoundError:
+        raise OutputError(f"{path}: the folder {path.parent} does not exist") from None
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write here ({error.strerror})") from None
+    try:
+        yield temporary
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
     finally:
-        temporary_path.unlink(missing_ok=True)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        temporary.unlink(missing_ok=True)
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor) -> None:
     """Write an image atomically; a tensor is ``(C, H, W)`` in [0, 1], an array H x W (x C) uint8."""
     array = image_to_uint8(image) if isinstance(image, torch.Tensor) else image
     path = Path(path)
+    format_name = _format_for(path)
     with atomic_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format=_format_for(path))
+        Image.fromarray(array).save(temporary, format=format_name)
 
 
 def _format_for(path: Path) -> str:
-    extension = path.suffix.lower()
-    return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(extension, "PNG")
+    """The Pillow format an extension names (PNG where there is none)."""
+    if not path.suffix:
+        return "PNG"
+    format_name = Image.registered_extensions().get(path.suffix.lower())
+    if format_name is None or format_name not in Image.SAVE:
+        raise OutputError(f"{path}: Pillow writes no image format with the extension {path.suffix}")
+    return format_name

@@ -58,10 +58,14 @@ def descriptor_distance(d1: torch.Tensor, d2: torch.Tensor, metric: str = "l1", 
     if metric == "charbonnier":
         return (difference.square() + eps * eps).sqrt().sub(eps).sum(dim=1)
     dot = (d1 * d2).sum(dim=1)
-    norms = d1.square().sum(dim=1) * d2.square().sum(dim=1)
-    # Guard the sqrt at 0 (zero descriptors of flat regions): the gradient stays finite there.
+    squares1, squares2 = d1.square().sum(dim=1), d2.square().sum(dim=1)
+    norms = squares1 * squares2
+    # Guard the sqrt at 0 (zero descriptors of flat regions): the gradient stays finite there. A
+    # zero against a non-zero descriptor then has cos 0 (distance 1, as orthogonal ones); two zero
+    # descriptors are equal (distance 0).
     norms = torch.where(norms > 0, norms, torch.ones_like(norms)).sqrt()
-    return torch.where(dot == 0, torch.zeros_like(dot), 1 - dot / norms)
+    both_zero = (squares1 == 0) & (squares2 == 0)
+    return torch.where(both_zero, torch.zeros_like(dot), 1 - dot / norms)
 
 
 def _widen(tensor: torch.Tensor) -> torch.Tensor:
@@ -82,8 +86,22 @@ def _reduce(distance: torch.Tensor, weights: torch.Tensor | None, reduction: str
         return distance.sum()
     if weights is None:
         return distance.mean()
-    # A mask that selects nothing gives 0, not NaN.
-    return distance.sum() / weights.sum().clamp_min(1e-12)
+    # The mean over what the weights select; nothing selected gives NaN (as a mean of nothing),
+    # never the loss's minimum, which would read as a perfect match.
+    return distance.sum() / weights.sum()
+
+
+def _check_mask(mask: torch.Tensor) -> None:
+    """A mask must be a tensor of finite, non-negative weights (a bool mask is fine): a negative or
+    infinite weight would make the loss negative or meaningless. (A value check: one sync.)"""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor of shape B x 1 x H x W, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        if not mask.is_floating_point():
+            mask = mask.double()
+        if not bool(torch.isfinite(mask).all()) or bool((mask < 0).any()):
+            low, high = float(mask.min()), float(mask.max())
+            raise ValueError(f"mask must hold finite, non-negative weights, got values in [{low:g}, {high:g}]")
 
 
 def _mask_on_grid(
@@ -125,8 +143,9 @@ def sift_flow_loss(
         metric: ``"l1"`` (default), ``"l2"``, ``"cosine"`` or ``"charbonnier"``, see
             :func:`descriptor_distance`.
         reduction: ``"mean"`` (default, over unmasked descriptor pixels), ``"sum"`` or ``"none"``.
-        mask: optional ``(B, 1, H, W)`` (or ``(B, H, W)``) weights or bool, read at each descriptor's
-            sample point; masked-out pixels do not count.
+        mask: optional ``(B, 1, H, W)`` (or ``(B, H, W)``) weights (finite, non-negative) or bool,
+            read at each descriptor's sample point; masked-out pixels do not count. A mask that
+            selects nothing gives NaN with ``reduction="mean"``.
         cell_size, step_size, include_boundary, num_bins: descriptor options, see
             :func:`~siftflow_nn.sift_flow_descriptor`.
 
@@ -184,8 +203,8 @@ class SIFTFlowLoss(nn.Module):
             check_image(image1, "image1")
             check_image(image2, "image2")
             check_same_shape(image1, image2, "image1", "image2")
-            if mask is not None and not isinstance(mask, torch.Tensor):
-                raise TypeError(f"mask must be a torch.Tensor of shape B x 1 x H x W, got {type(mask).__name__}")
+            if mask is not None:
+                _check_mask(mask)
         weights: torch.Tensor | None = None
         if mask is not None:
             descriptor = self.descriptor
@@ -225,7 +244,9 @@ def sift_flow_warp_loss(
         cell_size, num_bins: descriptor options.
 
     Returns:
-        A scalar, or ``(B, H, W)`` masked per-pixel distances with ``reduction="none"``.
+        A scalar, or ``(B, H, W)`` masked per-pixel distances with ``reduction="none"``. A NaN in
+        the flow gives NaN (a diverging network sees it); a flow that leaves the image everywhere
+        gives NaN with ``reduction="mean"`` (there is nothing to average) and 0 with ``"sum"``.
 
     Example:
         >>> image = torch.rand(1, 3, 24, 24)

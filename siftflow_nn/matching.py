@@ -5,9 +5,11 @@ kept, so memory stays O(B * H * W) beyond the inputs whatever the radius: the un
 ``(2r + 1)^2``-window tensor is never built.
 """
 
+from collections.abc import Callable
+
 import torch
 
-from siftflow_nn._checks import check_positive_int, check_same_shape
+from siftflow_nn._checks import check_non_negative_int, check_same_shape
 
 __all__ = ["displacements", "local_match", "soft_local_match"]
 
@@ -31,7 +33,7 @@ def _check_descriptors(d1: torch.Tensor, d2: torch.Tensor, radius: int) -> None:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name} must be a B x D x H x W descriptor tensor, got {shape}")
     check_same_shape(d1, d2, "d1", "d2")
-    check_positive_int(radius + 1, "radius + 1")  # radius 0 is allowed: the identity match
+    check_non_negative_int(radius, "radius")  # radius 0 is allowed: the identity match
 
 
 def _scores(d1: torch.Tensor, d2: torch.Tensor, dx: int, dy: int) -> tuple[torch.Tensor, tuple[slice, slice]]:
@@ -50,7 +52,9 @@ def _scores(d1: torch.Tensor, d2: torch.Tensor, dx: int, dy: int) -> tuple[torch
 
 
 @torch.no_grad()
-def local_match(d1: torch.Tensor, d2: torch.Tensor, radius: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def local_match(
+    d1: torch.Tensor, d2: torch.Tensor, radius: int = 4, on_displacement: Callable[[], None] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer flow by exhaustive local search: the seed package's demo matching.
 
     For every pixel of ``d1`` the displacement ``(u, v)``, ``|u|, |v| <= radius``, whose ``d2``
@@ -61,6 +65,7 @@ def local_match(d1: torch.Tensor, d2: torch.Tensor, radius: int = 4) -> tuple[to
         d1: ``(B, D, H, W)`` descriptors of image 1 (e.g. from :class:`~siftflow_nn.SIFTFlowDescriptor`).
         d2: same shape, image 2.
         radius: search radius in pixels (of the descriptor grid).
+        on_displacement: called after each of the ``(2 radius + 1)^2`` displacements: for progress.
 
     Returns:
         ``(flow, score)``: ``(B, 2, H, W)`` float flow (x then y, integer values) with
@@ -79,6 +84,8 @@ def local_match(d1: torch.Tensor, d2: torch.Tensor, radius: int = 4) -> tuple[to
     flow = torch.zeros(batch, 2, height, width, device=d1.device)
     for dx, dy in displacements(radius):
         if abs(dx) >= width or abs(dy) >= height:
+            if on_displacement is not None:
+                on_displacement()
             continue
         score, (rows, cols) = _scores(d1, d2, dx, dy)
         region = best[:, rows, cols]
@@ -86,6 +93,8 @@ def local_match(d1: torch.Tensor, d2: torch.Tensor, radius: int = 4) -> tuple[to
         region.copy_(torch.where(better, score, region))
         flow[:, 0, rows, cols] = torch.where(better, float(dx), flow[:, 0, rows, cols])
         flow[:, 1, rows, cols] = torch.where(better, float(dy), flow[:, 1, rows, cols])
+        if on_displacement is not None:
+            on_displacement()
     return flow, best
 
 

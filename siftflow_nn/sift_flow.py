@@ -17,7 +17,13 @@ from torch import nn
 
 from siftflow_nn import _pyramid
 from siftflow_nn._belief_propagation import Field, energy, range_cost, solve
-from siftflow_nn._checks import check_image, check_positive_int, check_same_shape
+from siftflow_nn._checks import (
+    check_bool,
+    check_image,
+    check_non_negative_number,
+    check_positive_int,
+    check_same_shape,
+)
 from siftflow_nn._matlab import matlab_round
 from siftflow_nn.descriptor import SIFTFlowDescriptor, to_uint8
 
@@ -160,18 +166,17 @@ class SIFTFlow(nn.Module):
         solver: str = "auto",
     ) -> None:
         super().__init__()
-        for name, value in (("alpha", alpha), ("d", d), ("gamma", gamma)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be non-negative, got {value}")
+        self.alpha = check_non_negative_number(alpha, "alpha")
+        self.d = check_non_negative_number(d, "d")
+        self.gamma = check_non_negative_number(gamma, "gamma")
         if solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(map(repr, _SOLVERS))}, got {solver!r}")
-        self.alpha, self.d, self.gamma = float(alpha), float(d), float(gamma)
         self.num_levels = check_positive_int(num_levels, "num_levels")
         self.window = check_positive_int(window, "window")
         self.top_window = check_positive_int(top_window, "top_window")
         self.top_iterations = check_positive_int(top_iterations, "top_iterations")
         self.iterations = check_positive_int(iterations, "iterations")
-        self.fast = bool(fast)
+        self.fast = check_bool(fast, "fast")
         self.solver = solver
         self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins)
 
@@ -202,11 +207,13 @@ class SIFTFlow(nn.Module):
         check_image(image1, "image1")
         check_image(image2, "image2")
         check_same_shape(image1, image2, "image1", "image2")
+        # One image batch at a time, so that one float descriptor (4 bytes per entry) exists at a
+        # time; channels last is the compiled solver's layout.
         with torch.no_grad():
-            sift = to_uint8(self.descriptor(torch.cat([image1, image2])))
-        # Channels last is the compiled solver's layout: converted here once, while the float
-        # descriptors are already gone.
-        sift1, sift2 = sift.contiguous(memory_format=torch.channels_last).chunk(2)
+            sift1, sift2 = (
+                to_uint8(self.descriptor(image)).contiguous(memory_format=torch.channels_last)
+                for image in (image1, image2)
+            )
         return self.match(sift1, sift2, on_level)[0]
 
     @torch.no_grad()

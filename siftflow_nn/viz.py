@@ -54,6 +54,8 @@ def flow_to_color(flow: torch.Tensor | np.ndarray, max_flow: float | None = None
     array = flow.detach().cpu().double().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow, np.float64)
     if array.ndim != 3 or array.shape[0] != 2:
         raise ValueError(f"flow must have shape 2 x H x W, got {array.shape}")
+    if max_flow is not None and (isinstance(max_flow, bool) or not max_flow > 0 or not np.isfinite(max_flow)):
+        raise ValueError(f"max_flow must be a positive number (the magnitude of full saturation), got {max_flow!r}")
     u, v = array
     finite = np.isfinite(u) & np.isfinite(v)
     u, v = np.where(finite, u, 0), np.where(finite, v, 0)
@@ -93,17 +95,26 @@ def descriptor_to_color(descriptor: torch.Tensor) -> torch.Tensor:
         shape = tuple(descriptor.shape) if isinstance(descriptor, torch.Tensor) else type(descriptor).__name__
         raise ValueError(f"descriptor must be a D x H x W tensor, got {shape}")
     channels, height, width = descriptor.shape
-    samples = descriptor.reshape(channels, -1).T.double()
-    centred = samples - samples.mean(dim=0)
-    # The principal directions of a few thousand random pixels are those of the whole image.
-    subset = centred[torch.randperm(centred.shape[0], generator=torch.Generator().manual_seed(0))[:20000]]
-    _, _, directions = torch.linalg.svd(subset, full_matrices=False)
-    components = centred @ directions[: min(3, channels)].T
-    if components.shape[1] < 3:
-        components = torch.cat([components, components.new_zeros(components.shape[0], 3 - components.shape[1])], 1)
-    low, high = components.min(dim=0).values, components.max(dim=0).values
-    components = (components - low) / (high - low).clamp_min(1e-12)
-    return components.T.reshape(3, height, width).float()
+    pixels = descriptor.detach().reshape(channels, -1)
+    finite = torch.isfinite(pixels).all(dim=0)  # pixels with a NaN or inf are shown black
+    # The principal directions of a few thousand random pixels are those of the whole image: the
+    # float64 work stays that small, and the projection runs in chunks (no float64 copy of it all).
+    order = torch.randperm(pixels.shape[1], generator=torch.Generator().manual_seed(0))
+    sample = pixels[:, order[finite[order]][:20000]].T.double()
+    if sample.shape[0] == 0:
+        return torch.zeros(3, height, width)
+    mean = sample.mean(dim=0)
+    _, _, directions = torch.linalg.svd(sample - mean, full_matrices=False)
+    directions = directions[: min(3, channels)]
+    components = torch.zeros(3, pixels.shape[1])
+    for start in range(0, pixels.shape[1], 1 << 16):
+        chunk = pixels[:, start : start + (1 << 16)].T.double() - mean
+        components[: directions.shape[0], start : start + (1 << 16)] = (chunk @ directions.T).T.float()
+    components[:, ~finite] = float("nan")
+    low = torch.nan_to_num(components, nan=float("inf")).amin(dim=1, keepdim=True)
+    high = torch.nan_to_num(components, nan=float("-inf")).amax(dim=1, keepdim=True)
+    components = ((components - low) / (high - low).clamp_min(1e-12)).nan_to_num_(0.0)
+    return components.reshape(3, height, width)
 
 
 def picture_grid(pictures: dict[str, np.ndarray | torch.Tensor], columns: int = 3) -> np.ndarray:

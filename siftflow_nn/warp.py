@@ -32,7 +32,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
             ``"reflection"``, as in :func:`torch.nn.functional.grid_sample`.
 
     Returns:
-        ``(B, C, H, W)`` warped image.
+        ``(B, C, H, W)`` warped image; NaN where the flow is NaN or infinite.
 
     Example:
         >>> image = torch.arange(12.0).view(1, 1, 3, 4)
@@ -46,8 +46,13 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
     if not torch.jit.is_scripting():
         check_image(image)
         check_flow(flow, image)
-    grid = _sampling_grid(flow.to(image.dtype))
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    flow = flow.to(image.dtype)
+    # grid_sample must never see a NaN or infinite coordinate: its backward can then write out of
+    # bounds (a crash). Such points read a finite stand-in, and the output there is set to NaN
+    # (flow * 0 is NaN exactly where the flow is not finite), so that the loss says so.
+    grid = torch.nan_to_num(_sampling_grid(flow), nan=0.0, posinf=2.0, neginf=-2.0)
+    warped = F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    return warped + (flow * 0).sum(dim=1, keepdim=True)
 
 
 def warp_valid_mask(flow: torch.Tensor) -> torch.Tensor:

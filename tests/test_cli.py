@@ -49,7 +49,7 @@ def test_extract_npz_equals_the_library(tmp_path, images):
 
 def test_extract_uint8_pt_and_chw(tmp_path, images):
     out = tmp_path / "d.pt"
-    assert _run("extract", *images, "-o", out, "--format", "pt", "--uint8", "--layout", "chw") == 0
+    assert _run("extract", *images, "-o", out, "--uint8", "--layout", "chw") == 0
     stored = torch.load(out)
     expected = sf.to_uint8(sf.sift_flow_descriptor(read_image(images[1])[None]))[0]
     assert stored["b.png"].dtype == torch.uint8 and torch.equal(stored["b.png"], expected)
@@ -90,7 +90,8 @@ def test_image_formats(tmp_path, mode, array, channels):
 @pytest.mark.parametrize("method", ["local", "sift-flow"])
 def test_flow_writes_a_picture_and_a_flo_file(tmp_path, images, method):
     picture, flo = tmp_path / "flow.png", tmp_path / "flow.flo"
-    assert _run("flow", *images, "-o", picture, "--flo", flo, "--method", method, "--radius", "3") == 0
+    radius = ["--radius", "3"] if method == "local" else []
+    assert _run("flow", *images, "-o", picture, "--flo", flo, "--method", method, *radius) == 0
     assert Image.open(picture).size == (48, 40)
     estimate = sf.read_flo(flo)
     assert estimate.shape == (2, 40, 48)
@@ -165,7 +166,7 @@ def test_unwritable_output_folder(tmp_path, images, capsys, monkeypatch):
     locked.mkdir()
     locked.chmod(0o500)
     if os.access(locked, os.W_OK):  # root writes anyway: make the check see what a user would
-        monkeypatch.setattr("siftflow_nn.cli.os.access", lambda path, mode: False)
+        monkeypatch.setattr("siftflow_nn.cli._arguments.os.access", lambda path, mode: False)
     try:
         assert "not writable" in _fails(capsys, "extract", images[0], "-o", locked / "out.npz")
         assert list(locked.iterdir()) == []
@@ -233,3 +234,133 @@ def test_picture_grid_places_pictures_under_their_captions():
 def test_picture_grid_rejects_pictures_of_other_sizes():
     with pytest.raises(ValueError, match="pictures must all be 8 x 10 x 3"):
         picture_grid({"a": torch.zeros(3, 8, 10), "b": torch.zeros(3, 9, 10)})
+
+
+# --- every option honoured or refused, outputs checked first ---------------------------------------
+
+
+def _usage(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main([str(arg) for arg in argv])
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_flow_refuses_options_it_cannot_honour(tmp_path, images, capsys):
+    out = tmp_path / "f.png"
+    assert "unrecognized arguments: --step 2" in _usage(capsys, "flow", *images, "-o", out, "--step", "2")
+    assert "unrecognized arguments: --no-boundary" in _usage(capsys, "flow", *images, "-o", out, "--no-boundary")
+    assert "--fast: applies to --method sift-flow only" in _fails(capsys, "flow", *images, "-o", out, "--method",
+                                                                  "local", "--fast")  # fmt: skip
+    assert "--radius: applies to --method local only" in _fails(capsys, "flow", *images, "-o", out, "--radius", "3")
+    assert not out.exists()
+
+
+def test_outputs_are_checked_before_any_work(tmp_path, images, capsys, monkeypatch):
+    import siftflow_nn.cli.flow as flow_command
+
+    monkeypatch.setattr(flow_command, "_estimate", lambda *args: pytest.fail("computed before checking -o"))
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    for command, extra in (("flow", []), ("extract", []), ("show", [])):
+        inputs = images if command != "show" else images[:1]
+        message = _fails(capsys, command, *inputs, "-o", folder, *extra)
+        assert f"{folder} is a folder; give a file name" in message
+    assert "--flo" in _fails(capsys, "flow", *images, "-o", tmp_path / "f.png", "--flo", folder)
+    assert "unsupported extension .txt" in _fails(capsys, "extract", images[0], "-o", tmp_path / "d.txt")
+    assert "a .npy file holds one array" in _fails(capsys, "extract", *images, "-o", tmp_path / "d.npy")
+
+
+def test_output_format_follows_the_extension(tmp_path, images):
+    assert _run("extract", images[0], "-o", tmp_path / "d.pt") == 0
+    assert torch.load(tmp_path / "d.pt")["a.png"].shape == (40, 48, 128)
+    assert _run("extract", images[0], "-o", tmp_path / "d.npy", "--uint8") == 0
+    assert np.load(tmp_path / "d.npy").dtype == np.uint8
+    assert _run("flow", *images, "-o", tmp_path / "f.npz", "--method", "local") == 0
+    with np.load(tmp_path / "f.npz") as archive:
+        assert archive["flow"].shape == (2, 40, 48)
+    assert _run("flow", *images, "-o", tmp_path / "f.pt", "--method", "local") == 0
+    assert torch.load(tmp_path / "f.pt").shape == (2, 40, 48)
+    assert _run("show", images[0], "-o", tmp_path / "s.webp") == 0
+    assert Image.open(tmp_path / "s.webp").format == "WEBP"
+    assert _run("flow", *images, "-o", tmp_path / "f.jpg", "--method", "local") == 0
+    assert Image.open(tmp_path / "f.jpg").format == "JPEG"
+
+
+def test_extract_writes_the_original_layout_without_a_second_copy(tmp_path, images):
+    assert _run("extract", *images, "-o", tmp_path / "d.npz", "--step", "2") == 0
+    with np.load(tmp_path / "d.npz") as archive:
+        stored = archive["b.png"]
+    expected = sf.descriptor_to_hwc(sf.sift_flow_descriptor(read_image(images[1])[None], step_size=2))[0]
+    np.testing.assert_array_equal(stored, expected.numpy())
+
+
+def test_rgb_and_gray_images_are_matched_in_gray_with_a_note(tmp_path, images, capsys):
+    gray = _save(tmp_path / "gray.png", np.asarray(Image.open(images[1]).convert("L")))
+    assert _run("flow", images[0], gray, "-o", tmp_path / "f.flo", "--method", "local") == 0
+    assert "matching both in grayscale" in capsys.readouterr().err
+    estimate = sf.read_flo(tmp_path / "f.flo")
+    assert estimate[:, 10:-10, 10:-10].eq(torch.tensor([2.0, 1.0]).view(2, 1, 1)).float().mean() > 0.9
+
+
+def test_half_precision_runs_the_librarys_autocast_path(tmp_path, images):
+    assert _run("extract", images[0], "-o", tmp_path / "bf16.npz", "--dtype", "bfloat16", "--uint8") == 0
+    with np.load(tmp_path / "bf16.npz") as archive:
+        stored = archive["a.png"].astype(int)
+    image = read_image(images[0])[None]
+    with torch.autocast("cpu", torch.bfloat16):
+        expected = sf.to_uint8(sf.descriptor_to_hwc(sf.sift_flow_descriptor(image)))[0].numpy().astype(int)
+    np.testing.assert_array_equal(stored, expected)
+    full = sf.to_uint8(sf.descriptor_to_hwc(sf.sift_flow_descriptor(image)))[0].numpy().astype(int)
+    assert np.abs(stored - full).max() <= 2  # within bf16 rounding, not a cast of the input image
+
+
+def test_demo_refuses_sizes_it_cannot_score(tmp_path, capsys):
+    for height in ("16", "8"):
+        message = _fails(capsys, "demo", "-o", tmp_path / "demo", "--height", height, "--width", "16")
+        assert "--height/--width: at least 32 pixels each" in message
+    assert not (tmp_path / "demo").exists()
+    assert "must be a non-negative finite number, got -3" in _usage(capsys, "demo", "--max-displacement", "-3")
+
+
+def test_only_argument_errors_are_usage_errors(tmp_path, images, monkeypatch):
+    """A ValueError from a bug deep inside is not dressed up as a user's mistake: it keeps its traceback."""
+    import siftflow_nn.cli.flow as flow_command
+
+    def broken(*args):
+        raise ValueError("an internal invariant failed")
+
+    monkeypatch.setattr(flow_command, "_estimate", broken)
+    with pytest.raises(ValueError, match="an internal invariant failed"):
+        main(["flow", *images, "-o", str(tmp_path / "f.png")])
+
+
+def test_not_enough_memory_fails_first_with_the_estimate(tmp_path, images, capsys, monkeypatch):
+    monkeypatch.setattr("siftflow_nn.cli._arguments.available_memory", lambda: 1 << 20)
+    message = _fails(capsys, "flow", *images, "-o", tmp_path / "f.png")
+    assert "SIFT flow on these images needs about" in message and "GiB is available; resize them" in message
+    assert "use a larger --step" in _fails(capsys, "show", images[0], "-o", tmp_path / "s.png")
+    assert "use a larger --step" in _fails(capsys, "extract", images[0], "-o", tmp_path / "d.npz")
+
+
+def test_long_work_shows_progress_and_the_version(tmp_path, images, capsys):
+    assert _run("flow", *images, "-o", tmp_path / "f.png") == 0
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("SIFT flow:")]
+    assert len(progress) >= 1 and "4/4 levels" in progress[-1]
+    assert _run("flow", *images, "-o", tmp_path / "f.png", "--method", "local") == 0
+    assert "local matching: 81/81 displacements" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"siftflow-nn {sf.__version__}"
+
+
+def test_exif_orientation_is_applied_as_viewers_do(tmp_path):
+    array = np.zeros((20, 50, 3), np.uint8)
+    array[:, :10] = 255  # a white band on the left of the stored pixels
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    image.save(tmp_path / "portrait.jpg", exif=exif)
+    read = read_image(tmp_path / "portrait.jpg")
+    assert read.shape == (3, 50, 20)  # upright: taller than wide
+    assert read[:, :10].mean() > 0.9 and read[:, -10:].mean() < 0.1  # the band is now on top

@@ -1,5 +1,7 @@
 """Gradients: gradcheck in float64, finiteness at the singular points, and use as a frozen layer."""
 
+import unittest.mock
+
 import pytest
 import torch
 from torch import nn
@@ -25,6 +27,27 @@ def test_gradcheck(options, channels):
     assert torch.autograd.gradcheck(
         lambda x: sf.sift_flow_descriptor(x, **options), (image,), eps=1e-6, atol=1e-5, fast_mode=True
     )
+
+
+@pytest.mark.parametrize("path", ["eager", "scripted", "graph"])
+@pytest.mark.parametrize("options", GRADCHECK_OPTIONS[:2] + GRADCHECK_OPTIONS[4:], ids=str)
+def test_gradgradcheck_on_every_execution_path(options, path):
+    """Second derivatives (gradient penalties, meta-learning): eager mode with its own gather backward,
+    TorchScript, and the graph path that compile and export record."""
+    module = sf.SIFTFlowDescriptor(**options)
+    if path == "scripted":
+        module = torch.jit.script(module)
+    sizes = options["cell_size"] if isinstance(options["cell_size"], list) else [options["cell_size"]]
+    side = 4 * max(sizes) + options["step_size"] + 2
+    image = torch.rand(1, 2, side, side + 1, dtype=torch.float64, requires_grad=True)
+
+    def run(x):
+        if path == "graph":  # the path torch.compile / torch.export / jit.trace record
+            with unittest.mock.patch("siftflow_nn.descriptor._in_graph_capture", return_value=True):
+                return module(x)
+        return module(x)
+
+    assert torch.autograd.gradgradcheck(run, (image,), eps=1e-6, atol=1e-4, fast_mode=True)
 
 
 def test_gradcheck_batched_full_jacobian():

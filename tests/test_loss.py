@@ -41,7 +41,7 @@ def test_reductions_and_mask(pair):
     mask = torch.zeros(1, 1, 24, 28, dtype=torch.bool)
     mask[..., :10, :] = True
     torch.testing.assert_close(sf.sift_flow_loss(image1, image2, mask=mask), per_pixel[:, :10].mean())
-    assert sf.sift_flow_loss(image1, image2, mask=torch.zeros(1, 24, 28)) == 0
+    assert torch.isnan(sf.sift_flow_loss(image1, image2, mask=torch.zeros(1, 24, 28)))  # a mean of nothing
 
 
 def test_mask_is_read_at_the_descriptor_sample_points(pair):
@@ -122,9 +122,52 @@ def test_warp_loss_gradient_points_toward_the_true_flow():
 def test_warp_loss_masks_points_that_leave_the_image():
     image = torch.rand(1, 3, 16, 16)
     flow = torch.zeros(1, 2, 16, 16)
-    flow[:, 0] = 100.0  # every point leaves the image: nothing to compare
-    assert sf.sift_flow_warp_loss(image, torch.rand(1, 3, 16, 16), flow) == 0
+    flow[:, 0] = 100.0  # every point leaves the image: nothing to compare, which is no perfect score
+    assert torch.isnan(sf.sift_flow_warp_loss(image, torch.rand(1, 3, 16, 16), flow))
+    assert sf.sift_flow_warp_loss(image, torch.rand(1, 3, 16, 16), flow, reduction="sum") == 0
     assert sf.sift_flow_warp_loss(image, image, flow, reduction="none").abs().max() == 0
+    flow[:, 0, :, :8] = 0.0  # half the points stay: an ordinary mean over them
+    assert torch.isfinite(sf.sift_flow_warp_loss(image, torch.rand(1, 3, 16, 16), flow))
+
+
+def test_a_nan_flow_gives_a_nan_loss_and_no_crash():
+    """grid_sample's backward can write out of bounds for NaN coordinates: it must never see them."""
+    flow = torch.zeros(1, 2, 32, 40)
+    flow[0, 0, 5, 5] = float("nan")
+    flow.requires_grad_()
+    warped = sf.warp(torch.rand(1, 3, 32, 40), flow)
+    warped.sum().backward()
+    assert torch.isnan(warped[0, :, 5, 5]).all() and torch.isfinite(warped[0, :, 6, 6]).all()
+    assert torch.isfinite(flow.grad).all()
+    everywhere = torch.full((1, 2, 24, 24), float("nan"), requires_grad=True)
+    image = torch.rand(1, 3, 24, 24)
+    loss = sf.SIFTFlowWarpLoss()(image, image, everywhere)
+    loss.backward()
+    assert torch.isnan(loss)
+    infinite = torch.zeros(1, 2, 24, 24)
+    infinite[0, 1, 3, 3] = float("inf")
+    assert torch.isnan(sf.warp(image, infinite)[0, :, 3, 3]).all()
+
+
+def test_cosine_distance_of_orthogonal_and_zero_descriptors():
+    zero, first, second = torch.zeros(3, 1, 8, 1, 1)
+    first[0, 0] = 1.0
+    second[0, 1] = 2.0
+    distance = lambda a, b: sf.descriptor_distance(a, b, "cosine").item()  # noqa: E731
+    assert distance(first, second) == 1.0  # orthogonal
+    assert distance(zero, first) == 1.0 and distance(first, zero) == 1.0  # nothing in common
+    assert distance(zero, zero) == 0.0  # two flat regions: equal
+    assert distance(first, 3 * first) == pytest.approx(0.0, abs=1e-7)
+    assert distance(first, -first) == 2.0
+
+
+@pytest.mark.parametrize("mask", [-torch.ones(2, 1, 16, 20), torch.full((2, 1, 16, 20), float("inf")),
+                                  torch.full((2, 1, 16, 20), float("nan"))])  # fmt: skip
+def test_masks_must_be_finite_and_non_negative(mask):
+    images = torch.rand(2, 3, 16, 20), torch.rand(2, 3, 16, 20)
+    with pytest.raises(ValueError, match="mask must hold finite, non-negative weights"):
+        sf.SIFTFlowLoss()(*images, mask=mask)
+    assert torch.isfinite(sf.SIFTFlowLoss()(*images, mask=torch.ones(2, 16, 20, dtype=torch.int64)))
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def test_sift_flow_bad_input():
         SIFTFlow()(torch.rand(1, 3, 8, 32), torch.rand(1, 3, 8, 32))
     with pytest.raises(ValueError, match="num_levels must be a positive int"):
         SIFTFlow(num_levels=0)
-    with pytest.raises(ValueError, match="alpha must be non-negative"):
+    with pytest.raises(ValueError, match="alpha must be a non-negative finite number, got -1"):
         SIFTFlow(alpha=-1)
 
 
