@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from _common import SINTEL, median_ms, peak_added_bytes, print_table
 
-from siftflow_nn import SIFTFlow, SIFTFlowDescriptor, local_match, to_uint8
+from siftflow_nn import SIFTFlow, SIFTFlowDescriptor, end_point_error, local_match, to_uint8
 from siftflow_nn.io import read_image
 from siftflow_nn.synthetic import synthetic_pair
 
@@ -154,7 +154,7 @@ def peak_only(half: bool) -> None:
 
 
 def _hwc_pyramid(sift: torch.Tensor) -> list[np.ndarray]:
-    from siftflow_nn._pyramid import descriptor_pyramid_hwc
+    from siftflow_nn.flow.pyramid import descriptor_pyramid_hwc
 
     return descriptor_pyramid_hwc(np.ascontiguousarray(sift.permute(1, 2, 0).numpy()), DEMO["num_levels"])
 
@@ -164,7 +164,7 @@ def accuracy(device_names: list[str]) -> None:
     image1, image2, truth = synthetic_pair(height, width, max_displacement=6.0, seed=0, noise=0.05)
 
     def epe(flow: torch.Tensor) -> float:
-        return float((flow.cpu() - truth).square().sum(0).sqrt()[10:-10, 10:-10].mean())
+        return float(end_point_error(flow.cpu(), truth, margin=10))
 
     for name in device_names:
         device = torch.device(name)

@@ -9,7 +9,7 @@ is downloaded. The network only sees the images; the true flow is used for valid
 
 from pytorch_lightning.cli import LightningCLI
 
-from siftflow_nn.training import SyntheticFlowDataModule, UnsupervisedFlowModule
+from siftflow_nn.lightning.training import SyntheticFlowDataModule, UnsupervisedFlowModule
 
 
 def main() -> None:

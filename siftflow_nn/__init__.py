@@ -8,8 +8,9 @@ from siftflow_nn.descriptor import (
     sift_flow_descriptor,
     to_uint8,
 )
-from siftflow_nn.descriptor_store import DescriptorStore, ShardError, open_descriptors
-from siftflow_nn.loss import (
+from siftflow_nn.flow import SIFTFlow, local_match, soft_local_match, warp, warp_valid_mask
+from siftflow_nn.lightning.reader import DescriptorStore, ShardError, open_descriptors
+from siftflow_nn.losses import (
     SIFTFlowLoss,
     SIFTFlowWarpLoss,
     descriptor_distance,
@@ -17,10 +18,8 @@ from siftflow_nn.loss import (
     sift_flow_loss,
     sift_flow_warp_loss,
 )
-from siftflow_nn.matching import local_match, soft_local_match
-from siftflow_nn.sift_flow import SIFTFlow
+from siftflow_nn.metrics import end_point_error
 from siftflow_nn.viz import descriptor_to_color, flow_to_color, read_flo, write_flo
-from siftflow_nn.warp import warp, warp_valid_mask
 
 __version__ = "0.1.0"
 
@@ -37,6 +36,7 @@ __all__ = [
     "descriptor_to_color",
     "descriptor_to_hwc",
     "descriptor_warp_loss",
+    "end_point_error",
     "flow_to_color",
     "local_match",
     "open_descriptors",

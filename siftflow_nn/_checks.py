@@ -1,5 +1,8 @@
 """Argument checks at the API boundary: fail early, name the argument, say what was expected.
 
+Kornia's checks (``KORNIA_CHECK_SHAPE``, ``KORNIA_CHECK_IS_TENSOR``) decide; the messages are ours,
+since they name the argument and say how to fix the call.
+
 Only shape, type and option checks live here: they cost no device synchronisation, so they are
 safe to run in every ``forward``. Value checks (ranges, NaN) would force a GPU sync and stay out.
 """
@@ -11,6 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from kornia.core.check import KORNIA_CHECK_IS_TENSOR, KORNIA_CHECK_SHAPE
+
+
+def describe_value(value: Any) -> str:
+    """What a value is, for messages: a tensor's dtype and shape, else its type's name."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def as_int(value: Any, name: str, expected: str = "an int") -> int:
@@ -72,9 +83,9 @@ def check_cell_sizes(cell_size: Any) -> tuple[int, ...]:
 
 def check_image(image: Any, name: str = "image") -> torch.Tensor:
     """Check that ``image`` is a floating-point tensor of shape B x C x H x W with B, C, H, W >= 1."""
-    if not isinstance(image, torch.Tensor):
+    if not KORNIA_CHECK_IS_TENSOR(image, raises=False):
         raise TypeError(f"{name} must be a torch.Tensor of shape B x C x H x W, got {type(image).__name__}")
-    if image.dim() != 4:
+    if not KORNIA_CHECK_SHAPE(image, ["B", "C", "H", "W"], raises=False):
         raise ValueError(
             f"{name} must have shape B x C x H x W (4 dimensions), got {image.dim()} dimensions "
             f"with shape {tuple(image.shape)}; add a batch dimension with {name}[None] for one image"
@@ -99,10 +110,10 @@ def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str)
 
 def check_flow(flow: Any, image: torch.Tensor, name: str = "flow") -> torch.Tensor:
     """Check that ``flow`` is a B x 2 x H x W float tensor matching ``image``'s batch and size."""
-    if not isinstance(flow, torch.Tensor):
+    if not KORNIA_CHECK_IS_TENSOR(flow, raises=False):
         raise TypeError(f"{name} must be a torch.Tensor of shape B x 2 x H x W, got {type(flow).__name__}")
     b, _, h, w = image.shape
-    if flow.dim() != 4 or flow.shape[0] != b or flow.shape[1] != 2 or flow.shape[2:] != image.shape[2:]:
+    if not KORNIA_CHECK_SHAPE(flow, ["B", "2", "H", "W"], raises=False) or flow.shape != (b, 2, h, w):
         raise ValueError(f"{name} must have shape {b} x 2 x {h} x {w} to match the image, got {tuple(flow.shape)}")
     if not flow.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {flow.dtype}")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from siftflow_nn._checks import describe_value
 from siftflow_nn.io import atomic_path
 
 __all__ = ["export_onnx", "export_program", "run_onnx"]
@@ -43,8 +44,7 @@ def _example_inputs(
     inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     for index, tensor in enumerate(inputs):
         if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
-            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise ValueError(f"example[{index}] must be a B x C x H x W tensor, got {shape}")
+            raise ValueError(f"example[{index}] must be a B x C x H x W tensor, got {describe_value(tensor)}")
     return inputs
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from siftflow_nn._checks import describe_value
+
 __all__ = ["ImageReadError", "OutputError", "atomic_path", "image_to_uint8", "read_image", "write_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -87,8 +89,7 @@ def _to_array(image: Image.Image) -> np.ndarray:
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:
     """A ``(C, H, W)`` tensor in [0, 1] as an H x W x C (or H x W) uint8 array for saving."""
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3, 4):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be a C x H x W tensor with C = 1, 3 or 4, got {shape}")
+        raise ValueError(f"image must be a C x H x W tensor with C = 1, 3 or 4, got {describe_value(image)}")
     array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return array[..., 0] if array.shape[2] == 1 else array
 

@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from siftflow_nn.warp import warp
+from siftflow_nn.flow.warp import warp
 
 __all__ = ["smooth_flow", "synthetic_pair", "textured_image", "translated_pair"]
 

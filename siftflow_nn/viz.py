@@ -5,6 +5,7 @@ import os
 import numpy as np
 import torch
 
+from siftflow_nn._checks import describe_value
 from siftflow_nn.io import atomic_path, image_to_uint8
 
 __all__ = ["descriptor_to_color", "flow_to_color", "picture_grid", "read_flo", "write_flo"]
@@ -38,18 +39,20 @@ def _color_wheel() -> np.ndarray:
     return np.asarray(colors, dtype=np.float64)
 
 
-def flow_to_color(flow: torch.Tensor | np.ndarray, max_flow: float | None = None) -> np.ndarray:
-    """Colour-code a ``(2, H, W)`` flow (x then y) as an H x W x 3 uint8 image, Middlebury style.
+def flow_to_color(flow: torch.Tensor | np.ndarray, max_flow: float | None = None) -> torch.Tensor:
+    """Colour-code a ``(2, H, W)`` flow (x then y) as a ``(3, H, W)`` image in [0, 1], Middlebury style.
 
     Hue gives the direction, saturation the magnitude relative to ``max_flow`` (default: the
-    largest magnitude in the flow); white is no motion. NaN or infinite vectors are black.
+    largest magnitude in the flow); white is no motion. NaN or infinite vectors are black. The
+    colours are those of 8-bit pictures (multiples of 1 / 255), like ``descriptor_to_color``'s
+    layout: ``write_image`` and ``picture_grid`` take both.
 
     Example:
         >>> flow = torch.zeros(2, 4, 5)
         >>> flow[0, :, 3:] = 2.0
         >>> image = flow_to_color(flow)
-        >>> image.shape, image.dtype, image[0, 0].tolist(), image[0, 4].tolist()
-        ((4, 5, 3), dtype('uint8'), [255, 255, 255], [255, 0, 0])
+        >>> image.shape, image[:, 0, 0].tolist(), image[:, 0, 4].tolist()
+        (torch.Size([3, 4, 5]), [1.0, 1.0, 1.0], [1.0, 0.0, 0.0])
     """
     array = flow.detach().cpu().double().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow, np.float64)
     if array.ndim != 3 or array.shape[0] != 2:
@@ -75,7 +78,7 @@ def flow_to_color(flow: torch.Tensor | np.ndarray, max_flow: float | None = None
     color = 1 - saturation * (1 - color)
     color[radius > 1] *= 0.75  # beyond max_flow: darker, as in the reference code
     color[~finite] = 0
-    return np.round(color * 255).astype(np.uint8)
+    return torch.from_numpy(np.round(color * 255).transpose(2, 0, 1) / 255).float()
 
 
 def descriptor_to_color(descriptor: torch.Tensor) -> torch.Tensor:
@@ -92,8 +95,7 @@ def descriptor_to_color(descriptor: torch.Tensor) -> torch.Tensor:
         torch.Size([3, 6, 7])
     """
     if not isinstance(descriptor, torch.Tensor) or descriptor.dim() != 3:
-        shape = tuple(descriptor.shape) if isinstance(descriptor, torch.Tensor) else type(descriptor).__name__
-        raise ValueError(f"descriptor must be a D x H x W tensor, got {shape}")
+        raise ValueError(f"descriptor must be a D x H x W tensor, got {describe_value(descriptor)}")
     channels, height, width = descriptor.shape
     pixels = descriptor.detach().reshape(channels, -1)
     finite = torch.isfinite(pixels).all(dim=0)  # pixels with a NaN or inf are shown black

@@ -15,7 +15,7 @@ STRATEGIES = ["auto", "ddp", "ddp_spawn", "ddp_fork"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from siftflow_nn.extraction import DEFAULT_MAX_PIXELS
+    from siftflow_nn.lightning.extraction import DEFAULT_MAX_PIXELS
 
     command = commands.add_parser(
         "extract-dataset", allow_abbrev=False, help="descriptors of an image folder, in resumable shards"
@@ -47,7 +47,7 @@ def _devices(text: str) -> int | str:
 
 
 def extract_dataset(args: argparse.Namespace) -> None:
-    from siftflow_nn import extraction
+    from siftflow_nn.lightning import extraction
 
     if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"argument --accelerator: {args.accelerator} asked for, but no CUDA GPU is available")

@@ -11,6 +11,7 @@ import torch
 
 from siftflow_nn.cli._arguments import UsageError, add_device_option, device_from, non_negative_float, positive_int
 from siftflow_nn.io import write_image
+from siftflow_nn.metrics import end_point_error
 
 _MARGIN = 8  # pixels left out of the errors: near the border part of the true match lies outside image 2
 _SMALLEST = 2 * _MARGIN + 16  # room for the error's interior and a 4-level pyramid
@@ -55,10 +56,10 @@ def demo(args: argparse.Namespace) -> None:
           f"noise {args.noise:g}, on {device}")  # fmt: skip
     rows = [
         ("descriptors (2 images, cell size 3)", results["descriptor_time"], None),
-        (f"local_match (radius {results['radius']})", results["local_time"], _epe(results["local"], truth)),
-        ("SIFT flow (belief propagation)", results["sift_flow_time"], _epe(results["sift_flow"], truth)),
-        ("zero flow", None, _epe(torch.zeros_like(truth), truth)),
-        ("best integer flow (rounded truth)", None, _epe(truth.round(), truth)),
+        (f"local_match (radius {results['radius']})", results["local_time"], _error(results["local"], truth)),
+        ("SIFT flow (belief propagation)", results["sift_flow_time"], _error(results["sift_flow"], truth)),
+        ("zero flow", None, _error(torch.zeros_like(truth), truth)),
+        ("best integer flow (rounded truth)", None, _error(truth.round(), truth)),
     ]
     for name, seconds, error in rows:
         timing = f"{1000 * seconds:9.1f} ms" if seconds is not None else " " * 12
@@ -68,8 +69,8 @@ def demo(args: argparse.Namespace) -> None:
 
 def _run_matchers(image1: torch.Tensor, image2: torch.Tensor, args: argparse.Namespace, device: torch.device) -> dict:
     from siftflow_nn.descriptor import SIFTFlowDescriptor
-    from siftflow_nn.matching import local_match
-    from siftflow_nn.sift_flow import SIFTFlow
+    from siftflow_nn.flow.local_matching import local_match
+    from siftflow_nn.flow.sift_flow import SIFTFlow
 
     pair = torch.stack([image1, image2]).to(device)
 
@@ -109,5 +110,5 @@ def _write_pictures(folder: Path, image1, image2, truth: torch.Tensor, results: 
     write_flo(folder / "flow_sift_flow.flo", results["sift_flow"])
 
 
-def _epe(estimate: torch.Tensor, truth: torch.Tensor) -> float:
-    return float((estimate - truth).square().sum(0).sqrt()[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN].mean())
+def _error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
+    return float(end_point_error(estimate, truth, _MARGIN))

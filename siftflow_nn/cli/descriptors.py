@@ -92,14 +92,7 @@ def extract(args: argparse.Namespace) -> None:
     device = device_from(args.device)
     descriptor = descriptor_from(args).to(device)
     sizes = _sizes(args.images, descriptor)
-    per_pixel = descriptor.descriptor_dim / args.step**2
-    stored = 1 if args.uint8 else _ITEMSIZE[args.dtype]
-    largest = max(height * width for height, width in sizes.values())
-    needed = int(
-        per_pixel * (stored * sum(h * w for h, w in sizes.values()) + 4 * largest * min(args.batch_size, len(sizes)))
-    )
-    check_memory(needed, "extracting these descriptors", "use a larger --step (4x less memory each doubling), "
-                 "--uint8, a smaller --batch-size, or fewer images per call", device)  # fmt: skip
+    _check_extract_memory(sizes, descriptor.descriptor_dim, args, device)
 
     groups: dict[tuple[int, int], list[str]] = defaultdict(list)
     for path in args.images:
@@ -125,6 +118,17 @@ def extract(args: argparse.Namespace) -> None:
             with open(temporary, "wb") as handle:
                 np.savez(handle, **{key: _to_numpy(value) for key, value in results.items()})
     print(f"wrote {len(results)} descriptors to {output}")
+
+
+def _check_extract_memory(sizes: dict, dim: int, args: argparse.Namespace, device: torch.device) -> None:
+    """The stored descriptors of every image, and one batch of float ones, must fit."""
+    per_pixel = dim / args.step**2
+    stored = 1 if args.uint8 else _ITEMSIZE[args.dtype]
+    largest = max(height * width for height, width in sizes.values())
+    outputs = stored * sum(height * width for height, width in sizes.values())
+    needed = int(per_pixel * (outputs + 4 * largest * min(args.batch_size, len(sizes))))
+    check_memory(needed, "extracting these descriptors", "use a larger --step (4x less memory each doubling), "
+                 "--uint8, a smaller --batch-size, or fewer images per call", device)  # fmt: skip
 
 
 def _descriptors(batch: torch.Tensor, descriptor, args: argparse.Namespace) -> list[torch.Tensor]:

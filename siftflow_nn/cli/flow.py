@@ -75,7 +75,7 @@ def _gray(image: torch.Tensor) -> torch.Tensor:
 
 def _estimate(image1: torch.Tensor, image2: torch.Tensor, args: argparse.Namespace, device: torch.device):
     """``(2, H, W)`` flow from ``image1`` to ``image2`` with the chosen method, with progress."""
-    from siftflow_nn.sift_flow import SIFTFlow
+    from siftflow_nn.flow.sift_flow import SIFTFlow
 
     pixels = image1.shape[1] * image1.shape[2]
     dim = 16 * args.bins * len(args.cell_size)
@@ -100,7 +100,7 @@ def _estimate(image1: torch.Tensor, image2: torch.Tensor, args: argparse.Namespa
         finally:
             progress.close()
     from siftflow_nn.descriptor import SIFTFlowDescriptor
-    from siftflow_nn.matching import displacements, local_match
+    from siftflow_nn.flow.local_matching import displacements, local_match
 
     radius = 4 if args.radius is None else args.radius
     check_memory(pixels * 4 * (2 * dim + 8), "local matching on these images", "resize them", device)

@@ -1,0 +1,69 @@
+"""The compiled SIFT Flow solver (numba, CPU): the original's sweeps on uint8 descriptors.
+
+``CompiledSolver`` is what ``SIFTFlow`` uses for CPU tensors when numba is installed; its kernels
+are ``_bp_kernels.py`` (belief propagation, data term) and ``_pyramid_kernels.py`` (pyramid).
+Batch items go one at a time, each on all of torch's threads (``torch.set_num_threads``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid_hwc
+
+try:
+    import numba
+
+    from siftflow_nn.flow import _bp_kernels
+except ImportError:  # numba missing: SIFTFlow falls back to the torch solver
+    numba = _bp_kernels = None
+
+AVAILABLE = _bp_kernels is not None
+
+
+class CompiledSolver:
+    """Pyramids and per-level solutions with the compiled kernels (see ``TorchSolver`` for the
+    same interface on any device)."""
+
+    def pyramid(self, sift: torch.Tensor, num_levels: int) -> list[list[np.ndarray]]:
+        """Per level, finest first, the ``(h, w, D)`` uint8 pyramid level of every batch item."""
+        hwc = sift.permute(0, 2, 3, 1).contiguous().numpy()  # no copy when sift is channels last
+        with numba_threads():
+            items = [descriptor_pyramid_hwc(item, num_levels) for item in hwc]
+        return [[item[level] for item in items] for level in range(num_levels)]
+
+    @staticmethod
+    def level_size(level: list[np.ndarray]) -> tuple[int, int]:
+        return level[0].shape[:2]
+
+    def solve(self, sift1, sift2, offset: torch.Tensor, plan: LevelPlan, alpha: float, d: float):
+        """One level, item by item: labels ``(B, 2, h, w)`` int32 and energies ``(iterations, B)``."""
+        labels, energies = [], []
+        with numba_threads():
+            for item1, item2, item_offset in zip(sift1, sift2, offset.numpy()):
+                item_offset = np.ascontiguousarray(item_offset)
+                data = _bp_kernels.data_term(item1, item2, item_offset, plan.window)
+                item_labels, item_energies = _bp_kernels.solve(
+                    data, item_offset, plan.window, alpha, d, plan.gamma, plan.iterations, plan.hierarchy
+                )
+                labels.append(torch.from_numpy(item_labels))
+                energies.append(torch.from_numpy(item_energies))
+        return torch.stack(labels), torch.stack(energies, dim=1)
+
+
+class numba_threads:
+    """Run numba's parallel loops on as many threads as torch uses (``torch.set_num_threads``).
+
+    Both may run on the same OpenMP runtime, where numba's launch sets the thread count that
+    torch reads back: torch's count is restored on the way out.
+    """
+
+    def __enter__(self) -> None:
+        self._torch_threads = torch.get_num_threads()
+        self._numba_threads = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(self._torch_threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc: object) -> None:
+        numba.set_num_threads(self._numba_threads)
+        torch.set_num_threads(self._torch_threads)

@@ -1,0 +1,224 @@
+"""local_match, soft_local_match and SIFTFlow: accuracy on pairs with known flow, the original's energy."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import siftflow_nn as sf
+from siftflow_nn.flow.belief_propagation import data_term
+from siftflow_nn.flow.pyramid import _wrap_to_uint8, descriptor_pyramid, descriptor_pyramid_hwc
+from siftflow_nn.flow.sift_flow import SIFTFlow
+from siftflow_nn.flow.warp import warp
+from siftflow_nn.synthetic import synthetic_pair, textured_image, translated_pair
+from tests.base import BaseTester
+from tests.conftest import REFERENCE
+
+
+def _load_flow_case(name: str) -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "flow" / f"{name}.npz") as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def _sift(case: dict[str, np.ndarray], key: str) -> torch.Tensor:
+    return torch.from_numpy(case[key]).permute(2, 0, 1)[None].float()
+
+
+FLOW_CASES = ["translate_3_m2_astronaut_96x128", "translate_m6_5_camera_112x112", "sinewarp_coffee_120x160"]
+
+
+def _descriptors_u8(image1: torch.Tensor, image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    d1, d2 = BaseTester.descriptor_pair(image1, image2)
+    return sf.to_uint8(d1), sf.to_uint8(d2)
+
+
+class TestSIFTFlow(BaseTester):
+    @pytest.mark.parametrize("name", FLOW_CASES)
+    def test_energy_matches_the_original_exactly(self, name):
+        """Our energy of the original's final labelling equals the energy the original reported."""
+        case = _load_flow_case(name)
+        flow = torch.from_numpy(np.stack([case["L1_vx"], case["L1_vy"]]))[None].float()
+        offset = torch.from_numpy(np.stack([case["L1_offset_x"], case["L1_offset_y"]]))[None].float()
+        ours = SIFTFlow().energy(_sift(case, "sift1"), _sift(case, "sift2"), flow, offset)
+        assert ours.item() == case["L1_energy"][-1]
+
+    def test_descriptors_of_the_flow_cases_match_the_original(self):
+        case = _load_flow_case("translate_3_m2_astronaut_96x128")
+        image = torch.from_numpy(case["im1"]).permute(2, 0, 1)[None].float() / 255
+        ours = sf.to_uint8(sf.descriptor_to_hwc(sf.sift_flow_descriptor(image, cell_size=3)))[0].numpy()
+        assert (np.abs(ours.astype(int) - case["sift1"].astype(int)) <= 1).mean() > 0.99  # ties included
+
+    @pytest.mark.parametrize("name", FLOW_CASES)
+    def test_accuracy_matches_the_original_on_its_pairs(self, name):
+        case = _load_flow_case(name)
+        flow, levels = SIFTFlow().match(_sift(case, "sift1"), _sift(case, "sift2"))
+        truth = torch.from_numpy(np.stack([case["gt_vx"], case["gt_vy"]])).float()
+        original = torch.from_numpy(np.stack([case["vx"], case["vy"]])).float()
+        ours, theirs = self.epe(flow[0], truth), self.epe(original, truth)
+        # Translations: exact away from the borders, as the original; the sine warp: within 0.1 px of it.
+        assert ours <= theirs + 0.1, (ours, theirs)
+        assert (flow[0] == original).all(0).float().mean() > 0.85
+        assert len(levels) == 4 and all(level["energy"][-1] <= level["energy"][0] for level in levels)
+        final_energy = levels[0]["energy"][-1].item()
+        assert final_energy <= 1.01 * case["L1_energy"][-1]  # within 1% of the original's optimum
+
+    def test_sift_flow_exact_on_a_translation_with_a_brightness_change(self):
+        image1, image2, truth = translated_pair(96, 112, dx=-5, dy=4, seed=3)
+        image2 = 0.7 * image2 + 0.1  # darker, lower contrast
+        flow = SIFTFlow()(image1[None], image2[None])[0]
+        assert self.epe(flow, truth) == 0
+
+    def test_sift_flow_on_a_small_rotation(self):
+        """Image 2 is image 1 rotated by 3 degrees about the centre: up to 5 px of motion at the corners."""
+        height, width = 96, 128
+        image2 = textured_image(height, width, seed=5)
+        angle = math.radians(3.0)
+        ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+        cy, cx = (height - 1) / 2, (width - 1) / 2
+        truth = torch.stack(
+            [
+                math.cos(angle) * (xs - cx) - math.sin(angle) * (ys - cy) + cx - xs,
+                math.sin(angle) * (xs - cx) + math.cos(angle) * (ys - cy) + cy - ys,
+            ]
+        )
+        image1 = warp(image2[None], truth[None])[0]
+        sift_flow = self.epe(SIFTFlow()(image1[None], image2[None])[0], truth)
+        assert sift_flow < 0.6  # integer flow: the best possible is about 0.38
+        assert sift_flow <= self.local_match_epe(image1, image2, truth, radius=6)
+
+    def test_fast_mode_is_close(self):
+        image1, image2, truth = synthetic_pair(64, 80, max_displacement=3.0, seed=6, noise=0.03)
+        assert self.epe(SIFTFlow(fast=True)(image1[None], image2[None])[0], truth) < 0.8
+
+    def test_batches_are_independent(self):
+        pairs = [synthetic_pair(40, 48, 2.0, seed=seed) for seed in (7, 8)]
+        image1 = torch.stack([pair[0] for pair in pairs])
+        image2 = torch.stack([pair[1] for pair in pairs])
+        matcher = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)
+        batched = matcher(image1, image2)
+        for index in range(2):
+            self.assert_close(batched[index : index + 1], matcher(image1[index : index + 1], image2[index : index + 1]))
+
+    def test_sift_flow_bad_input(self):
+        with pytest.raises(ValueError, match=r"image1 and image2 must have the same shape"):
+            SIFTFlow()(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 40))
+        with pytest.raises(ValueError, match="too small for num_levels=4: height and width must be at least 9"):
+            SIFTFlow()(torch.rand(1, 3, 8, 32), torch.rand(1, 3, 8, 32))
+        with pytest.raises(ValueError, match="num_levels must be a positive int"):
+            SIFTFlow(num_levels=0)
+        with pytest.raises(ValueError, match="alpha must be a non-negative finite number, got -1"):
+            SIFTFlow(alpha=-1)
+
+    @pytest.mark.parametrize("name", FLOW_CASES)
+    def test_compiled_solver_reproduces_the_original_at_every_level(self, name):
+        """Pyramid, offsets, every iteration's energy and the flow of every level equal the original's."""
+        case = _load_flow_case(name)
+        flow, levels = SIFTFlow(solver="compiled").match(_sift(case, "sift1"), _sift(case, "sift2"))
+        for index, level in enumerate(levels):
+            key = f"L{index + 1}"
+            np.testing.assert_array_equal(level["energy"][:, 0].numpy(), case[f"{key}_energy"])
+            offset = np.stack([case[f"{key}_offset_x"], case[f"{key}_offset_y"]])
+            np.testing.assert_array_equal(level["offset"][0].numpy(), offset)
+            np.testing.assert_array_equal(level["flow"][0].numpy(), np.stack([case[f"{key}_vx"], case[f"{key}_vy"]]))
+        np.testing.assert_array_equal(flow[0].numpy(), np.stack([case["vx"], case["vy"]]))
+
+    def test_torch_solver_stays_close_to_the_original(self):
+        """The portable solver's schedule differs (checkerboard updates): energies within 1% at every level."""
+        case = _load_flow_case("sinewarp_coffee_120x160")
+        _, levels = SIFTFlow(solver="torch").match(_sift(case, "sift1"), _sift(case, "sift2"))
+        for index, level in enumerate(levels):
+            original = case[f"L{index + 1}_energy"][-1]
+            assert abs(level["energy"][-1, 0].item() / original - 1) < 0.01, index
+
+    def test_compiled_and_torch_data_terms_are_equal(self):
+        """Costs of every label, the histogram-median default for matches outside image 2 included."""
+        from siftflow_nn.flow import _bp_kernels
+
+        generator = torch.Generator().manual_seed(1)
+        sift1, sift2 = torch.randint(0, 256, (2, 1, 16, 9, 13), generator=generator, dtype=torch.uint8)
+        offset = torch.randint(-4, 5, (1, 2, 9, 13), generator=generator, dtype=torch.int32)
+        window = 2
+        expected = data_term(sift1.float(), sift2.float(), offset[:, 0].float(), offset[:, 1].float(), window)
+        hwc = [np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()) for sift in (sift1, sift2)]
+        ours = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
+        np.testing.assert_array_equal(ours, expected[0].numpy().astype(np.int32))
+
+    def test_compiled_pyramid_equals_the_torch_pyramid_bit_for_bit(self):
+        sift = torch.randint(0, 256, (1, 24, 37, 51), dtype=torch.uint8)
+        sift[..., :10, :10] = 200  # a flat patch: where a different rounding would show after truncation
+        reference = descriptor_pyramid(sift, 4)
+        compiled = descriptor_pyramid_hwc(np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()), 4)
+        assert [level.shape[-2:] for level in reference] == [(37, 51), (19, 26), (10, 13), (5, 7)]
+        for ours, theirs in zip(compiled, reference):
+            np.testing.assert_array_equal(ours, theirs[0].permute(1, 2, 0).numpy())
+
+    def test_pyramid_truncates_and_wraps_like_the_mex(self):
+        """(unsigned char)(v * 255) on x86: truncation toward zero, then the low byte (-1 -> 255)."""
+        values = torch.tensor([0.0, 0.999 / 255, 1 / 255, 254.9 / 255, 255.5 / 255, -0.5 / 255, -1.5 / 255])
+        assert _wrap_to_uint8(values.double()).tolist() == [0, 0, 1, 254, 255, 0, 255]
+
+    def test_compiled_result_does_not_depend_on_the_thread_count(self):
+        """The wavefront runs blocks in parallel only where the original's order allows: same bits."""
+        image1, image2, _ = synthetic_pair(80, 300, max_displacement=3.0, seed=9, noise=0.05)  # 3 x 3 blocks
+        matcher = SIFTFlow(num_levels=2, iterations=12, top_iterations=12)
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one, levels_one = matcher.match(*_descriptors_u8(image1, image2))
+            torch.set_num_threads(2)
+            two, levels_two = matcher.match(*_descriptors_u8(image1, image2))
+        finally:
+            torch.set_num_threads(before)
+        assert torch.equal(one, two)
+        assert torch.equal(levels_one[0]["energy"], levels_two[0]["energy"])
+        assert torch.get_num_threads() == before  # numba's OpenMP launch must not leak into torch's count
+
+    def test_compiled_and_torch_solvers_agree_on_a_synthetic_pair(self):
+        image1, image2, truth = synthetic_pair(72, 96, max_displacement=3.0, seed=10, noise=0.03)
+        compiled = SIFTFlow(solver="compiled")(image1[None], image2[None])[0]
+        portable = SIFTFlow(solver="torch")(image1[None], image2[None])[0]
+        assert abs(self.epe(compiled, truth) - self.epe(portable, truth)) < 0.1
+        assert (compiled == portable).all(0).float().mean() > 0.9
+
+    def test_without_numba_the_torch_solver_runs_with_a_warning(self, monkeypatch):
+        import siftflow_nn.flow.sift_flow as module
+
+        monkeypatch.setattr(module.compiled, "AVAILABLE", False)
+        image1, image2, truth = translated_pair(40, 48, dx=1, dy=2)
+        with pytest.warns(RuntimeWarning, match="numba is not installed"):
+            flow = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)(image1[None], image2[None])
+        assert self.epe(flow[0], truth) == 0
+        with pytest.raises(ImportError, match="pip install numba"), pytest.warns(RuntimeWarning):
+            SIFTFlow(solver="compiled")(image1[None], image2[None])
+
+    def test_level_plans_follow_the_original_schedule(self):
+        """SIFTflowc2f.m (2009): hierarchy nlevels - i below the top, 2 at the top; iterations from linspace."""
+        plans = SIFTFlow().level_plans()
+        assert [plan.hierarchy for plan in plans] == [3, 2, 1, 2]
+        assert [plan.iterations for plan in plans] == [30, 26, 22, 60]
+        assert [plan.window for plan in plans] == [2, 2, 2, 10]
+        assert [plan.gamma for plan in plans] == pytest.approx([1.275, 2.55, 5.1, 10.2])
+        assert [plan.iterations for plan in SIFTFlow(fast=True).level_plans()] == [10, 8, 7, 20]
+
+    def test_match_reports_each_level_as_it_ends(self):
+        image1, image2, _ = translated_pair(40, 48, dx=1, dy=0)
+        seen = []
+        SIFTFlow(num_levels=3, iterations=4, top_iterations=4).match(
+            *_descriptors_u8(image1, image2),
+            on_level=lambda index, level: seen.append((index, tuple(level["flow"].shape))),
+        )
+        assert seen == [(2, (1, 2, 10, 12)), (1, (1, 2, 20, 24)), (0, (1, 2, 40, 48))]
+
+    @pytest.mark.parametrize(
+        ("options", "error", "message"),
+        [
+            (dict(fast="no"), TypeError, "fast must be a bool, got str 'no'"),
+            (dict(alpha="x"), TypeError, "alpha must be a non-negative number, got str 'x'"),
+            (dict(d=-1), ValueError, "d must be a non-negative finite number, got -1"),
+            (dict(solver="fastest"), ValueError, "solver must be one of 'auto', 'compiled', 'torch'"),
+        ],
+    )
+    def test_bad_options_get_a_clear_error(self, options, error, message):
+        with pytest.raises(error, match=message):
+            SIFTFlow(**options)
