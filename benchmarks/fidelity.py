@@ -3,7 +3,7 @@
 Prints, per group of cases (float64 transcription / Ce Liu's C++) and precision, the worst share
 of stored (uint8) entries equal to the reference and the largest uint8 and float differences, over
 the descriptors whose channel choice does not depend on rounding (the reference's ``tied`` mask).
-The tests (tests/test_reference.py) hold every case to >= 99.9% equal, difference <= 1, float 1e-5.
+The tests (tests/descriptor/test_reference.py) hold every case to >= 99.9% equal, difference <= 1, float 1e-5.
 
     python benchmarks/fidelity.py
 """
@@ -19,7 +19,7 @@ from _common import print_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import siftflow_nn as sf  # noqa: E402
-from tests.test_reference import CASES, _descriptor, _load  # noqa: E402  (one reading of the data)
+from tests.descriptor.test_reference import CASES, _descriptor, _load  # noqa: E402  (one reading of the data)
 
 
 def main() -> None:
