@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["gaussian_filter", "gaussian_taps", "imresize", "matlab_round", "resize_weights"]
+__all__ = ["apply_taps", "gaussian_filter", "gaussian_taps", "imresize", "matlab_round", "resize_weights"]
 
 
 def matlab_round(tensor: torch.Tensor) -> torch.Tensor:
@@ -98,17 +98,22 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
     """
     passes, _ = resize_plan(tuple(image.shape[-2:]), scale, out_size)
     for dim, indices, weights in passes:
-        axis = image.dim() - 2 + dim
-        indices = torch.from_numpy(indices).to(image.device)
-        weights = torch.from_numpy(weights).to(image.device, image.dtype)
-        shape = [1] * image.dim()
-        shape[axis] = -1
-        out = None
-        for tap in range(indices.shape[1]):
-            term = image.index_select(axis, indices[:, tap]) * weights[:, tap].view(shape)
-            out = term if out is None else out.add_(term)
-        image = out
+        image = apply_taps(image, image.dim() - 2 + dim, indices, weights)
     return image
+
+
+def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:
+    """``out[..., i, ...] = sum_t weights[i, t] * image[..., indices[i, t], ...]`` along ``dim``, the
+    taps summed in order (a resize or filter table, ``(out_length, taps)`` each)."""
+    indices = torch.from_numpy(indices).to(image.device)
+    weights = torch.from_numpy(weights).to(image.device, image.dtype)
+    shape = [1] * image.dim()
+    shape[dim] = -1
+    out = None
+    for tap in range(indices.shape[1]):
+        term = image.index_select(dim, indices[:, tap]) * weights[:, tap].view(shape)
+        out = term if out is None else out.add_(term)
+    return out
 
 
 def gaussian_taps(size: int, sigma: float) -> np.ndarray:

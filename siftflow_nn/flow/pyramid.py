@@ -118,19 +118,6 @@ def _wrap_to_uint8(values: torch.Tensor) -> torch.Tensor:
     return torch.bitwise_and((values * 255).to(torch.int32), 0xFF).to(torch.uint8)
 
 
-def _reduce(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:
-    """Filter along ``dim`` with a ``reduction_weights`` table, the taps summed in order."""
-    indices = torch.from_numpy(indices).to(image.device)
-    weights = torch.from_numpy(weights).to(image.device, image.dtype)
-    shape = [1] * image.dim()
-    shape[dim] = -1
-    out = None
-    for tap in range(indices.shape[1]):
-        term = image.index_select(dim, indices[:, tap]) * weights[:, tap].view(shape)
-        out = term if out is None else out.add_(term)
-    return out
-
-
 def descriptor_pyramid(sift: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
     """The 2009 driver's pyramid of uint8 ``(B, D, H, W)`` descriptors, finest first, each uint8.
 
@@ -140,8 +127,8 @@ def descriptor_pyramid(sift: torch.Tensor, num_levels: int) -> list[torch.Tensor
     levels = [sift]
     image = sift.double() / 255
     for _ in range(num_levels - 1):
-        image = _reduce(image, 3, *reduction_weights(image.shape[3]))  # along x first, then y
-        image = _reduce(image, 2, *reduction_weights(image.shape[2]))
+        image = matlab.apply_taps(image, 3, *reduction_weights(image.shape[3]))  # along x first, then y
+        image = matlab.apply_taps(image, 2, *reduction_weights(image.shape[2]))
         levels.append(_wrap_to_uint8(image))
     return levels
 
