@@ -27,8 +27,10 @@ class OutputError(OSError):
     """An output that cannot be written (missing folder, no permission, a folder in the way)."""
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> torch.Tensor:
-    """Read an image file as a ``(C, H, W)`` float32 tensor in ``[0, 1]``.
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int | None = None, *, uint8: bool = False, orient: bool = True
+) -> torch.Tensor:
+    """Read an image file as a ``(C, H, W)`` float32 tensor in ``[0, 1]`` (or uint8 0..255).
 
     RGB and grayscale images keep their 3 or 1 channels; an alpha channel is dropped; palette images
     become RGB; 16-bit images are scaled by 1/65535, 8-bit ones by 1/255. An EXIF orientation is
@@ -38,6 +40,9 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> t
         path: the file.
         max_pixels: refuse images with more pixels than this (checked on the header, before
             decoding); Pillow's own decompression-bomb limit applies in any case.
+        uint8: return the 8-bit values as they are (16-bit ones as MATLAB's ``im2uint8``:
+            ``round(v / 257)``), as MATLAB's ``imread`` gives them to a script.
+        orient: apply the EXIF orientation (MATLAB's ``imread`` does not).
 
     Raises:
         ImageReadError: the file is missing, unreadable, not an image, or too large (the message
@@ -52,7 +57,9 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> t
                     f"{path}: {width} x {height} = {width * height} pixels, over the limit of {max_pixels}"
                 )
             image.load()
-            array = _to_array(ImageOps.exif_transpose(image))
+            if width * height == 0:
+                raise ImageReadError(f"{path}: an empty image ({width} x {height})")
+            array = _to_array(ImageOps.exif_transpose(image) if orient else image, uint8)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -67,23 +74,25 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> t
     return tensor.permute(2, 0, 1).contiguous()
 
 
-def _to_array(image: Image.Image) -> np.ndarray:
-    """H x W x C float32 in [0, 1] from any Pillow mode we accept."""
+def _to_array(image: Image.Image, uint8: bool = False) -> np.ndarray:
+    """H x W x C float32 in [0, 1] (or uint8) from any Pillow mode we accept."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         data = np.asarray(image, dtype=np.float64)
         scale = 65535.0 if mode.startswith("I;16") or data.max(initial=0) > 255 else 255.0
-        return (np.clip(data, 0, scale) / scale).astype(np.float32)[..., None]
+        unit = np.clip(data, 0, scale) / scale
+        return (np.floor(unit * 255 + 0.5).astype(np.uint8) if uint8 else unit.astype(np.float32))[..., None]
     if mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)[..., None]
+        unit = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return (np.floor(unit.astype(np.float64) * 255 + 0.5).astype(np.uint8) if uint8 else unit)[..., None]
     if mode in ("1", "L", "LA"):
         image = image.convert("L")
     elif mode != "RGB":  # RGBA, P, CMYK, YCbCr, ...: alpha dropped, palette expanded
         image = image.convert("RGB")
-    array = np.asarray(image, dtype=np.uint8)
+    array = np.array(image, dtype=np.uint8)  # a copy that torch may own (asarray's is read-only)
     if array.ndim == 2:
         array = array[..., None]
-    return array.astype(np.float32) / 255.0
+    return array if uint8 else array.astype(np.float32) / 255.0
 
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:

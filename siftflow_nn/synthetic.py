@@ -5,13 +5,23 @@ downloaded. Every function is deterministic for a given ``seed``.
 """
 
 import math
+import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from siftflow_nn.flow.warp import warp
 
-__all__ = ["smooth_flow", "synthetic_pair", "textured_image", "translated_pair"]
+__all__ = [
+    "document_page",
+    "document_pair",
+    "smooth_flow",
+    "synthetic_pair",
+    "textured_image",
+    "translated_pair",
+    "write_document_benchmark",
+]
 
 
 def _upsampled_noise(channels: int, height: int, width: int, cell: int, generator: torch.Generator) -> torch.Tensor:
@@ -91,3 +101,94 @@ def translated_pair(
     flow = torch.empty(2, height, width)
     flow[0], flow[1] = float(dx), float(dy)
     return image1.contiguous(), image2.contiguous(), flow
+
+
+def document_page(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A ``(1, height, width)`` page in [0, 1]: lines of text-like strokes on white, a rule, a
+    table and a dark block, softened a little as a scanner would.
+
+    Example:
+        >>> page = document_page(120, 90)
+        >>> page.shape, bool(page.max() == 1), bool(page.min() < 0.5)
+        (torch.Size([1, 120, 90]), True, True)
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def randint(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (), generator=generator))
+
+    ink = torch.zeros(height, width)
+    margin = max(2, width // 12)
+    line_height = max(6, height // 28)
+    glyph = max(2, line_height // 2)  # glyph height; strokes 1 px wide, glyphs about glyph / 2 + 1 wide
+    top, table_at = margin, height * 3 // 5
+    for y in range(top, table_at - line_height, line_height):  # text lines, ragged at the right
+        x, end = margin, width - margin - randint(0, width // 4)
+        while x + glyph < end:
+            for _ in range(randint(2, 7)):  # a word of glyphs
+                if x + glyph >= end:
+                    break
+                shape = randint(0, 5)
+                ink[y : y + glyph, x] = 1  # every glyph has a stem
+                if shape in (1, 3):
+                    ink[y, x : x + glyph // 2 + 1] = 1
+                if shape in (2, 3):
+                    ink[y + glyph - 1, x : x + glyph // 2 + 1] = 1
+                if shape in (4, 5):
+                    ink[y + glyph // 2, x : x + glyph // 2 + 1] = 1
+                if shape == 5:
+                    ink[y : y + glyph, x + glyph // 2] = 1
+                x += glyph // 2 + 2
+            x += glyph  # the space between words
+    ink[table_at - 3, margin : width - margin] = 1  # a rule
+    rows, columns = 4, 3
+    table_bottom = table_at + rows * line_height
+    for r in range(rows + 1):
+        ink[min(table_at + r * line_height, height - 1), margin : width - margin] = 1
+    for c in range(columns + 1):
+        x = margin + c * (width - 2 * margin - 1) // columns
+        ink[table_at : min(table_bottom, height - 1) + 1, x] = 1
+    block_top = min(table_bottom + line_height, height - margin)
+    ink[block_top : height - margin, margin : margin + (width - 2 * margin) // 3] = 0.8
+    page = 1 - 0.85 * ink[None, None]
+    soften = torch.tensor([0.25, 0.5, 0.25])
+    page = F.conv2d(F.pad(page, (1, 1, 1, 1), mode="replicate"), (soften[:, None] * soften[None, :]).view(1, 1, 3, 3))
+    return page[0].clamp(0, 1)
+
+
+def document_pair(
+    height: int, width: int, max_displacement: float = 3.0, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(photo, scan, flow)``: a ``document_page`` (the scan) and the page resampled through a
+    smooth field of up to ``max_displacement`` pixels (an imperfectly unwarped photo of it),
+    ``photo(x) = scan(x + flow(x))``; ``(1, H, W)`` each, ``(2, H, W)`` flow.
+
+    Example:
+        >>> photo, scan, flow = document_pair(96, 72, max_displacement=2.0)
+        >>> photo.shape, round(flow.abs().max().item(), 3)
+        (torch.Size([1, 96, 72]), 2.0)
+    """
+    scan = document_page(height, width, seed)
+    flow = smooth_flow(height, width, max_displacement, seed=seed + 1, scale=max(8, min(height, width) // 3))
+    return warp(scan[None], flow[None])[0].clamp(0, 1), scan, flow
+
+
+def write_document_benchmark(
+    folder: str | os.PathLike[str], scans: int = 2, height: int = 240, width: int = 180, seed: int = 0
+) -> tuple[Path, Path]:
+    """A small DocUNet-style benchmark of ``document_pair`` pages on disk, named as the original:
+    ``folder/scan/{i}.png`` and ``folder/rec/{i}_1 copy_rec.png``, ``{i}_2 copy_rec.png`` (the
+    second photo more displaced than the first), ``i = 1 .. scans``. Returns ``(rec, scan)``.
+    """
+    from siftflow_nn.io import write_image
+
+    rec_dir, scan_dir = Path(folder) / "rec", Path(folder) / "scan"
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    scan_dir.mkdir(parents=True, exist_ok=True)
+    for index in range(1, scans + 1):
+        page_seed = seed + 10 * index
+        for photo_index, displacement in ((1, 2.0), (2, 5.0)):
+            photo, scan, _ = document_pair(height, width, displacement, seed=page_seed)
+            write_image(rec_dir / f"{index}_{photo_index} copy_rec.png", photo)
+        write_image(scan_dir / f"{index}.png", scan)
+    return rec_dir, scan_dir

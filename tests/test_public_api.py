@@ -37,7 +37,7 @@ PUBLIC = [
 PACKAGE = Path(sf.__file__).parent
 
 # Data flows one way: a folder may import from those after it, never from those before.
-ORDER = ["cli", "lightning", "metrics", "losses", "flow", "descriptor"]
+ORDER = ["cli", "lightning", "metrics", "losses", "flow", "descriptor", "matlab"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -4,6 +4,7 @@ Argument errors and failures a user can cause and act on (an image that cannot b
 that cannot be written, a run that cannot resume, not enough memory) end with one line
 ``siftflow-nn: error: ...`` and exit status 2, before any output is written; outputs are written
 under a temporary name and renamed when complete. Anything else is a bug: it shows its traceback.
+A command that goes on past failed items (``docunet``'s pairs) reports each and exits with 1.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from siftflow_nn.cli import dataset, demo, descriptors, flow
+from siftflow_nn.cli import dataset, demo, descriptors, docunet, flow
 from siftflow_nn.cli._arguments import CommandFailed, UsageError
 from siftflow_nn.io import ImageReadError, OutputError
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (descriptors, flow, demo, dataset):
+    for module in (descriptors, flow, demo, dataset, docunet):
         module.register(commands)
     return parser
 
@@ -36,11 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except (UsageError, CommandFailed, ImageReadError, OutputError) as error:
         print(f"siftflow-nn: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

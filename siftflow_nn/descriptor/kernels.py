@@ -51,6 +51,48 @@ def smallest_normal(dtype: torch.dtype) -> float:
     return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
 
 
+DERIVATIVES = ("sobel", "release")
+
+
+def derivative_radius(derivative: str) -> int:
+    """Pixels the derivative filter reaches on each side: Sobel 1, the release's 5-tap filter 2."""
+    return 2 if derivative == "release" else 1
+
+
+def gradients(image: torch.Tensor, derivative: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gx, gy)`` of every channel with the chosen derivative, borders replicated.
+
+    ``"sobel"``: the CPM code base's ``imSIFT`` (the one ``sift-flow-gpu`` ported), integer Sobel.
+    ``"release"``: the SIFT flow release's ``mexDenseSIFT`` (DocUNet's evaluation calls it),
+    ``[1 -8 0 8 -1] / 12`` along x for gx and along y for gy, no smoothing across.
+    """
+    radius = derivative_radius(derivative)
+    return gradients_valid(F.pad(image, [radius, radius, radius, radius], mode="replicate"), derivative)
+
+
+def gradients_valid(padded: torch.Tensor, derivative: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`gradients` of an image that already has its replicated border (``derivative_radius``)."""
+    if derivative == "release":
+        return release_gradients_valid(padded)
+    return sobel_gradients_valid(padded)
+
+
+def release_gradients_valid(padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The release's 5-tap derivative of an image with a 2-pixel border: ``(H + 4, W + 4)`` -> ``(H, W)``.
+
+    The taps are summed from the left (top), as its ``hfiltering`` does; the middle one is 0.
+    """
+    taps = [1.0 / 12, -8.0 / 12, 0.0, 8.0 / 12, -1.0 / 12]
+    rows, cols = padded[:, :, 2:-2], padded[..., 2:-2]
+    width, height = rows.shape[-1] - 4, cols.shape[-2] - 4
+    gx = rows[..., 0:width] * taps[0]
+    gy = cols[:, :, 0:height] * taps[0]
+    for offset in (1, 3, 4):
+        gx = gx + rows[..., offset : offset + width] * taps[offset]
+        gy = gy + cols[:, :, offset : offset + height] * taps[offset]
+    return gx, gy
+
+
 def sobel_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Unnormalised Sobel derivatives of every channel, with replicated borders.
 

@@ -11,12 +11,14 @@ from siftflow_nn._checks import check_bool, check_cell_sizes, check_positive_int
 
 
 class DescriptorOptions(NamedTuple):
-    """Cell sizes (one descriptor block each), sampling step, boundary, orientation bands."""
+    """Cell sizes (one descriptor block each), sampling step, boundary, orientation bands, and the
+    derivative filter (``"sobel"`` or ``"release"``, see ``kernels.gradients``)."""
 
     cell_sizes: list[int]
     step_size: int
     include_boundary: bool
     num_bins: int
+    derivative: str
 
 
 def cell_offsets() -> list[int]:
@@ -26,19 +28,26 @@ def cell_offsets() -> list[int]:
 
 
 def descriptor_options(
-    cell_size: int | Sequence[int] = 2, step_size: int = 1, include_boundary: bool = True, num_bins: int = 8
+    cell_size: int | Sequence[int] = 2,
+    step_size: int = 1,
+    include_boundary: bool = True,
+    num_bins: int = 8,
+    derivative: str = "sobel",
 ) -> DescriptorOptions:
     """Check the options once (types and ranges, the argument named on failure) and bundle them.
 
     Example:
         >>> descriptor_options([2, 3], step_size=2)
-        DescriptorOptions(cell_sizes=[2, 3], step_size=2, include_boundary=True, num_bins=8)
+        DescriptorOptions(cell_sizes=[2, 3], step_size=2, include_boundary=True, num_bins=8, derivative='sobel')
     """
+    if derivative not in ("sobel", "release"):
+        raise ValueError(f"derivative must be 'sobel' or 'release', got {derivative!r}")
     return DescriptorOptions(
         list(check_cell_sizes(cell_size)),
         check_positive_int(step_size, "step_size"),
         check_bool(include_boundary, "include_boundary"),
         check_positive_int(num_bins, "num_bins"),
+        derivative,
     )
 
 
@@ -65,7 +74,10 @@ def descriptor_dim(options: DescriptorOptions) -> int:
 def describe(options: DescriptorOptions) -> str:
     """The options as keyword arguments, for reprs and messages."""
     cell = str(options.cell_sizes[0]) if len(options.cell_sizes) == 1 else str(options.cell_sizes)
-    return (
+    text = (
         f"cell_size={cell}, step_size={options.step_size}, "
         f"include_boundary={options.include_boundary}, num_bins={options.num_bins}"
     )
+    if options.derivative != "sobel":
+        text += f", derivative='{options.derivative}'"
+    return text

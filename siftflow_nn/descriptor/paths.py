@@ -15,7 +15,7 @@ order); the tests hold every reference case to each.
 import torch
 import torch.nn.functional as F
 
-from siftflow_nn.descriptor.kernels import at_least_float32, dominant_gradient, orientation_bands, sobel_gradients
+from siftflow_nn.descriptor.kernels import at_least_float32, dominant_gradient, gradients, orientation_bands
 from siftflow_nn.descriptor.options import (
     DescriptorOptions,
     describe,
@@ -82,13 +82,13 @@ def _sample_scales(
 ) -> list[ScaleSamples]:
     """Image -> gradients -> bands -> per cell size, the sampled cell maps and descriptor norms."""
     work = at_least_float32(image)
-    gx, gy = dominant_gradient(*sobel_gradients(work))
+    gx, gy = dominant_gradient(*gradients(work, options.derivative))
     # Pad the two one-channel gradient maps rather than the num_bins-channel band maps: the bands
     # are pointwise in the gradient, so they come out replicate-padded for the cell filter.
     height, width = image.shape[-2], image.shape[-1]
     low, high = filter_margins(options)
-    gradients = F.pad(torch.cat([gx, gy], dim=1), [low, high, low, high], mode="replicate")
-    bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis.to(work.dtype))
+    padded = F.pad(torch.cat([gx, gy], dim=1), [low, high, low, high], mode="replicate")
+    bands = orientation_bands(padded[:, :1], padded[:, 1:], basis.to(work.dtype))
     return [
         sample_scale(bands, (low, low), (height, width), cs, rows, cols, out_h, out_w)
         for cs, (rows, cols) in zip(options.cell_sizes, plans)

@@ -6,7 +6,7 @@ several image-sized intermediates per call. A strip's intermediates are small: m
 them from one strip to the next and they stay in cache, so the output is the only fresh memory.
 
 A strip reads exactly the image rows its outputs depend on (cell offsets -1..2, the cell filter's
-taps, Sobel's 3 x 3), with the image's replicated border wherever that reaches past the image.
+taps, the derivative's reach), with the image's replicated border wherever that reaches past the image.
 Every stage is row-local, so the result equals the whole-image computation up to the order in
 which torch sums a descriptor's squares (1 ulp; tests/test_gradients.py holds it to that).
 """
@@ -14,7 +14,7 @@ which torch sums a descriptor's squares (1 ulp; tests/test_gradients.py holds it
 import torch
 import torch.nn.functional as F
 
-from siftflow_nn.descriptor.kernels import dominant_gradient, orientation_bands, sobel_gradients_valid
+from siftflow_nn.descriptor.kernels import derivative_radius, dominant_gradient, gradients_valid, orientation_bands
 from siftflow_nn.descriptor.options import DescriptorOptions, boundary_shift
 from siftflow_nn.descriptor.sampling import AxisPlan, plan_axis, sample_scale, write_descriptors
 
@@ -65,10 +65,11 @@ def write_strip(
     count, step, shift = out.shape[2], options.step_size, boundary_shift(options)
     lo, hi = band_rows(shift, first_row, count, step, max(options.cell_sizes))
     top, bottom = max(lo, 0), min(hi, height)  # the image rows whose gradients the strip needs
-    # Sobel needs one more row each side; past the image edge, F.pad replicates it.
-    first, last = max(top - 1, 0), min(bottom + 1, height)
-    window = F.pad(image[:, :, first:last], [1, 1, first - (top - 1), (bottom + 1) - last], mode="replicate")
-    gx, gy = dominant_gradient(*sobel_gradients_valid(window))
+    # The derivative reaches r more rows each side; past the image edge, F.pad replicates them.
+    r = derivative_radius(options.derivative)
+    first, last = max(top - r, 0), min(bottom + r, height)
+    window = F.pad(image[:, :, first:last], [r, r, first - (top - r), (bottom + r) - last], mode="replicate")
+    gx, gy = dominant_gradient(*gradients_valid(window, options.derivative))
     low, high = col_margins
     gradients = F.pad(torch.cat([gx, gy], dim=1), [low, high, top - lo, hi - bottom], mode="replicate")
     bands = orientation_bands(gradients[:, :1], gradients[:, 1:], basis, inplace=True)

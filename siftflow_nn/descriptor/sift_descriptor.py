@@ -58,11 +58,12 @@ def sift_flow_descriptor(
     include_boundary: bool = True,
     num_bins: int = 8,
     *,
+    derivative: str = "sobel",
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Dense SIFT Flow descriptor of every pixel (Liu, Yuen, Torralba, TPAMI 2011).
 
-    A faithful port of Ce Liu's ``ImageFeature::imSIFT`` (Sobel version): Sobel derivatives with
+    A faithful port of Ce Liu's ``ImageFeature::imSIFT`` (Sobel version by default): Sobel derivatives with
     replicated borders, per pixel the channel of largest gradient magnitude (the first on ties),
     ``num_bins`` orientation bands ``max(cos, 0)^9 * magnitude``, the original's cell filter, a 4 x 4
     grid of cells at offsets ``(-1, 0, 1, 2) * cell_size`` clamped to the image, and division by
@@ -76,6 +77,9 @@ def sift_flow_descriptor(
         include_boundary: if ``True`` (default) the grid starts at 0 and covers the whole image;
             if ``False`` it starts at ``2 * max(cell_size)`` and drops that border.
         num_bins: number of orientation bands. Default 8.
+        derivative: ``"sobel"`` (default: ``imSIFT`` of the CPM code base, which ``sift-flow-gpu``
+            ported) or ``"release"``: the SIFT flow release's ``mexDenseSIFT``, with the 5-tap
+            derivative ``[1 -8 0 8 -1] / 12`` (what DocUNet's evaluation and MATLAB users call).
         out: a tensor of the result's shape, dtype and device to write the result into, as torch's
             ``out=`` arguments do (returned). For loops that recycle one buffer; no autograd.
 
@@ -96,7 +100,8 @@ def sift_flow_descriptor(
         >>> sift_flow_descriptor(torch.rand(1, 1, 40, 40), cell_size=[2, 3], step_size=2).shape
         torch.Size([1, 256, 20, 20])
     """
-    return compute_descriptor(image, descriptor_options(cell_size, step_size, include_boundary, num_bins), out=out)
+    options = descriptor_options(cell_size, step_size, include_boundary, num_bins, derivative)
+    return compute_descriptor(image, options, out=out)
 
 
 def compute_descriptor(
@@ -119,6 +124,7 @@ class SIFTFlowDescriptor(nn.Module):
         step_size: sampling step. Default 1.
         include_boundary: keep the image border (``H' = H // step``). Default ``True``.
         num_bins: number of orientation bands. Default 8.
+        derivative: ``"sobel"`` (default) or ``"release"``, see :func:`sift_flow_descriptor`.
 
     Shape:
         - Input: ``(B, C, H, W)``, float in ``[0, 1]``.
@@ -141,9 +147,10 @@ class SIFTFlowDescriptor(nn.Module):
         step_size: int = 1,
         include_boundary: bool = True,
         num_bins: int = 8,
+        derivative: str = "sobel",
     ) -> None:
         super().__init__()
-        self.options = descriptor_options(cell_size, step_size, include_boundary, num_bins)
+        self.options = descriptor_options(cell_size, step_size, include_boundary, num_bins, derivative)
         self.register_buffer("basis", orientation_basis(self.options.num_bins), persistent=False)
 
     # The options one at a time, as users and sift-flow-gpu's API know them.

@@ -51,3 +51,77 @@ def to_uint8_wrapped(image, out):
     flat_in, flat_out = image.reshape(-1), out.reshape(-1)
     for index in numba.prange(flat_in.shape[0]):
         flat_out[index] = np.uint8(np.int32(flat_in[index] * 255) & 0xFF)
+
+
+# --- the 2010 driver's step on uint8 descriptors: uint8 between passes, so no float64 image ------
+
+_ROWS_PER_BLOCK = 16
+
+
+@numba.njit(cache=True, parallel=True)
+def filter_to_uint8(image, taps, out):
+    """``out = uint8(filter_y(filter_x(image)))``: MATLAB's ``imfilter`` of a uint8 image with the
+    separable kernel ``taps`` (x then y, replicated borders, taps summed in order), rounded.
+
+    ``image`` ``(H, W, C)`` uint8 (may be a strided view), ``out`` ``(H, W, C)`` uint8. Blocks of
+    rows run in parallel, each filtering along x only the rows it needs, in its own buffer."""
+    height, width, channels = image.shape
+    radius = taps.shape[0] // 2
+    row_length = width * channels
+    for block in numba.prange((height + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK):
+        first = block * _ROWS_PER_BLOCK
+        last = min(height, first + _ROWS_PER_BLOCK)
+        along_x = np.zeros((last - first + 2 * radius, row_length))
+        padded = np.empty((width + 2 * radius) * channels)  # the row as float64, borders replicated
+        for r in range(along_x.shape[0]):
+            y = min(max(first - radius + r, 0), height - 1)
+            for x in range(-radius, width + radius):
+                column = min(max(x, 0), width - 1)
+                for c in range(channels):
+                    padded[(x + radius) * channels + c] = image[y, column, c]
+            target = along_x[r]
+            for tap in range(taps.shape[0]):
+                weight = taps[tap]
+                shifted = padded[tap * channels : tap * channels + row_length]
+                for index in range(row_length):
+                    target[index] += weight * shifted[index]
+        target = np.empty(row_length)
+        for y in range(first, last):
+            target[:] = 0.0
+            for tap in range(taps.shape[0]):
+                weight = taps[tap]
+                row = along_x[y - first + tap]
+                for index in range(row_length):
+                    target[index] += weight * row[index]
+            flat = out[y].reshape(-1)
+            for index in range(row_length):
+                flat[index] = np.uint8(min(max(np.floor(target[index] + 0.5), 0.0), 255.0))
+
+
+@numba.njit(cache=True, parallel=True)
+def resize_to_uint8(image, y_indices, y_weights, x_indices, x_weights, out):
+    """MATLAB's ``imresize`` of a uint8 image: along y (``y_indices``, ``y_weights``: one table
+    row per output row), rounded to uint8, then along x, rounded again; the taps summed in order.
+
+    ``image`` ``(H, W, C)`` uint8, ``out`` ``(H', W', C)`` uint8; output rows in parallel."""
+    height, width, channels = image.shape
+    row_length = width * channels
+    for y in numba.prange(y_indices.shape[0]):
+        along_y = np.zeros(row_length)
+        for tap in range(y_indices.shape[1]):
+            weight = y_weights[y, tap]
+            source = image[y_indices[y, tap]].reshape(-1)
+            for index in range(row_length):
+                along_y[index] += weight * source[index]
+        for index in range(row_length):
+            along_y[index] = min(max(np.floor(along_y[index] + 0.5), 0.0), 255.0)
+        target = np.zeros(channels)
+        for x in range(x_indices.shape[0]):
+            target[:] = 0.0
+            for tap in range(x_indices.shape[1]):
+                weight = x_weights[x, tap]
+                start = x_indices[x, tap] * channels
+                for c in range(channels):
+                    target[c] += weight * along_y[start + c]
+            for c in range(channels):
+                out[y, x, c] = np.uint8(min(max(np.floor(target[c] + 0.5), 0.0), 255.0))

@@ -308,8 +308,8 @@ def level_field(sift1: torch.Tensor, sift2: torch.Tensor, offset: torch.Tensor, 
 class TorchSolver:
     """Pyramids and per-level solutions with torch (any device, batched): the portable reference."""
 
-    def pyramid(self, sift: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
-        return descriptor_pyramid(sift, num_levels)
+    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str) -> list[torch.Tensor]:
+        return descriptor_pyramid(sift, num_levels, schedule)
 
     @staticmethod
     def level_size(level: torch.Tensor) -> tuple[int, int]:

@@ -26,11 +26,11 @@ class CompiledSolver:
     """Pyramids and per-level solutions with the compiled kernels (see ``TorchSolver`` for the
     same interface on any device)."""
 
-    def pyramid(self, sift: torch.Tensor, num_levels: int) -> list[list[np.ndarray]]:
+    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str) -> list[list[np.ndarray]]:
         """Per level, finest first, the ``(h, w, D)`` uint8 pyramid level of every batch item."""
         hwc = sift.permute(0, 2, 3, 1).contiguous().numpy()  # no copy when sift is channels last
         with numba_threads():
-            items = [descriptor_pyramid_hwc(item, num_levels) for item in hwc]
+            items = [descriptor_pyramid_hwc(item, num_levels, schedule) for item in hwc]
         return [[item[level] for item in items] for level in range(num_levels)]
 
     @staticmethod

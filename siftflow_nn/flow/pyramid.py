@@ -1,12 +1,17 @@
-"""The coarse-to-fine schedule of ``SIFTflowc2f.m``: descriptor pyramid, per-level plan, upsampling.
+"""The coarse-to-fine schedules of ``SIFTflowc2f.m``: descriptor pyramid, per-level plan, upsampling.
 
-The 2009 driver (the one the demo and ``../shared/reference/flow`` use) builds the pyramid on the
-descriptors as doubles: ``im2double``, then per level ``imfilter(fspecial('gaussian', 5, 0.67),
-'replicate')`` and ``imresize(0.5, 'bicubic')`` (``matlab``'s float64 versions). The mex file reads each level back as
-``(unsigned char)(v * 255)``, which on x86 truncates to an int and keeps its low byte: values the
-bicubic kernel pushes below 0 wrap around to 255, 254, ... . We do the same, so that the matcher
-sees the original's numbers (the wrapped entries are rare and cost a little at the borders of
-strong features; clamping them instead would change the energies the original reports).
+Two versions of the driver exist, and ``schedule`` picks one:
+
+- ``"2009"`` (the demo's; ``../shared/reference/flow``): the pyramid in doubles (``im2double``, then
+  per level ``imfilter(fspecial('gaussian', 5, 0.67), 'replicate')`` and ``imresize(0.5,
+  'bicubic')``), read back by the mex as ``(unsigned char)(v * 255)``, which on x86 truncates to an
+  int and keeps its low byte (undershoots below 0 wrap around to 255, 254, ...: we keep that, it is
+  what the original matched); window ``wsize`` below the top, iterations
+  ``round(linspace(n, 0.6 n, levels))``.
+- ``"2010"`` (the SIFT flow release's; DocUNet's evaluation runs it): the same filter and resize on
+  the uint8 descriptors themselves, MATLAB rounding to uint8 after the filter and after each of
+  imresize's two passes; window ``wsize + i - 1`` at level ``i`` (1 = finest), ``n`` iterations at
+  every level below the top.
 """
 
 import math
@@ -20,6 +25,7 @@ from siftflow_nn import matlab
 _GAUSSIAN_SIZE, _GAUSSIAN_SIGMA = 5, 0.67  # fspecial('gaussian', 5, 0.67)
 _GAUSSIAN_TAPS = matlab.gaussian_taps(_GAUSSIAN_SIZE, _GAUSSIAN_SIGMA)
 _CHANNEL_CHUNK = 16  # channels filtered at a time by the compiled path: bounds its float64 room
+SCHEDULES = ("2009", "2010")
 
 
 class LevelPlan(NamedTuple):
@@ -39,30 +45,34 @@ def level_plans(
     top_iterations: int,
     gamma: float,
     fast: bool = False,
+    schedule: str = "2009",
 ) -> list[LevelPlan]:
-    """Per level, finest first, the plan of ``SIFTflowc2f.m`` (2009).
+    """Per level, finest first, the plan of ``SIFTflowc2f.m`` of the given ``schedule``.
 
-    Below the top, level ``i`` (1 = finest) runs ``round(linspace(iterations, 0.6 iterations,
-    num_levels))[i]`` iterations with ``num_levels - i`` in-level hierarchy levels; the top runs
-    ``top_iterations`` with 2. ``gamma`` doubles at each coarser level. ``fast``: a third of the
-    iterations (the in-level hierarchy stays: it is cheap, and without it the original's sweeps
-    need all their iterations to carry information across the image).
+    Below the top, level ``i`` (1 = finest) has ``num_levels - i`` in-level hierarchy levels, and
+    (2009) ``round(linspace(iterations, 0.6 iterations, num_levels))[i]`` iterations in a window
+    ``window``, or (2010) ``iterations`` in a window ``window + i - 1``; the top runs
+    ``top_iterations`` with 2 in ``top_window``. ``gamma`` doubles at each coarser level. ``fast``:
+    a third of the iterations (the in-level hierarchy stays: it is cheap, and without it the
+    original's sweeps need all their iterations to carry information across the image).
 
     Example:
         >>> [plan.iterations for plan in level_plans(4, 2, 10, 30, 60, 1.0)]
         [30, 26, 22, 60]
         >>> [plan.hierarchy for plan in level_plans(4, 2, 10, 30, 60, 1.0)]
         [3, 2, 1, 2]
+        >>> [plan.window for plan in level_plans(4, 2, 10, 30, 60, 1.0, schedule="2010")]
+        [2, 3, 4, 10]
     """
+    ramp = _linspace(iterations, iterations * (0.6 if schedule == "2009" else 1.0), num_levels)
     plans = []
     for level in range(1, num_levels + 1):
         top = level == num_levels
-        ramp = _linspace(iterations, iterations * 0.6, num_levels)[level - 1]
-        count = top_iterations if top else int(_matlab_round_scalar(ramp))
-        hierarchy = 2 if top else num_levels - level
+        count = top_iterations if top else int(_matlab_round_scalar(ramp[level - 1]))
+        size = top_window if top else window + (level - 1 if schedule == "2010" else 0)
         if fast:
             count = max(1, count // 3)
-        plans.append(LevelPlan(top_window if top else window, count, hierarchy, gamma * 2 ** (level - 1)))
+        plans.append(LevelPlan(size, count, 2 if top else num_levels - level, gamma * 2 ** (level - 1)))
     return plans
 
 
@@ -118,48 +128,85 @@ def _wrap_to_uint8(values: torch.Tensor) -> torch.Tensor:
     return torch.bitwise_and((values * 255).to(torch.int32), 0xFF).to(torch.uint8)
 
 
-def descriptor_pyramid(sift: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
-    """The 2009 driver's pyramid of uint8 ``(B, D, H, W)`` descriptors, finest first, each uint8.
+def _filter_table(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pyramid's 5-tap Gaussian along one axis as a table, replicated borders."""
+    radius = len(_GAUSSIAN_TAPS) // 2
+    indices = np.clip(np.arange(length)[:, None] + np.arange(-radius, radius + 1), 0, length - 1)
+    return indices, np.broadcast_to(_GAUSSIAN_TAPS, indices.shape).copy()
+
+
+def _steps(size: tuple[int, int], schedule: str):
+    """The passes of one pyramid step, ``[(dim, (indices, weights), round_after), ...]``: for 2009
+    the composed filter-and-resize per axis; for 2010 the filter, then each resize pass, each
+    rounded to uint8 as MATLAB's uint8 functions do."""
+    height, width = size
+    if schedule == "2009":
+        return [(1, reduction_weights(width), False), (0, reduction_weights(height), False)]
+    passes, _ = matlab.resize_plan(size, 0.5)
+    filters = [(1, _filter_table(width), False), (0, _filter_table(height), True)]
+    return filters + [(dim, (indices, weights), True) for dim, indices, weights in passes]
+
+
+def descriptor_pyramid(sift: torch.Tensor, num_levels: int, schedule: str = "2009") -> list[torch.Tensor]:
+    """The pyramid of uint8 ``(B, D, H, W)`` descriptors, finest first, each uint8 (see the module).
 
     In float64 with torch (any device); ``descriptor_pyramid_hwc`` is the compiled CPU twin, equal
     to it bit for bit.
     """
     levels = [sift]
-    image = sift.double() / 255
+    image = sift.double() / 255 if schedule == "2009" else sift.double()
     for _ in range(num_levels - 1):
-        image = matlab.apply_taps(image, 3, *reduction_weights(image.shape[3]))  # along x first, then y
-        image = matlab.apply_taps(image, 2, *reduction_weights(image.shape[2]))
-        levels.append(_wrap_to_uint8(image))
+        for dim, (indices, weights), round_after in _steps(tuple(image.shape[-2:]), schedule):
+            image = matlab.apply_taps(image, 2 + dim, indices, weights)
+            if round_after:
+                image = matlab.round_to_uint8(image).double()
+        levels.append(_wrap_to_uint8(image) if schedule == "2009" else image.to(torch.uint8))
     return levels
 
 
-def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int) -> list[np.ndarray]:
+def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2009") -> list[np.ndarray]:
     """``descriptor_pyramid`` for one ``(H, W, D)`` uint8 array, with the compiled kernels.
 
-    Channels are independent, so they go through all levels a chunk at a time: the float64
-    intermediates stay small (a few tens of MB), and are recycled from chunk to chunk.
+    Channels are independent, so they go through all levels a chunk at a time: the intermediates
+    stay small (a few tens of MB), and are recycled from chunk to chunk. The 2010 steps keep
+    uint8 between passes, as MATLAB does, and never hold a float64 image.
     """
     from siftflow_nn.flow import _pyramid_kernels as kernels
 
     height, width, channels = sift.shape
     sizes = level_sizes(height, width, num_levels)
-    tables = [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
     levels = [sift] + [np.empty((*size, channels), np.uint8) for size in sizes[1:]]
     room: dict[tuple, np.ndarray] = {}
 
-    def buffer(role: str, shape: tuple[int, ...]) -> np.ndarray:
+    def buffer(role: tuple, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         if (role, shape) not in room:
-            room[role, shape] = np.empty(shape)
+            room[role, shape] = np.empty(shape, dtype)
         return room[role, shape]
 
+    if schedule == "2010":
+        tables = [(matlab.resize_plan(size, 0.5)[0]) for size in sizes[:-1]]
+        for start in range(0, channels, _CHANNEL_CHUNK):
+            source = sift[:, :, start : start + _CHANNEL_CHUNK]
+            count = source.shape[2]
+            for level, passes in enumerate(tables):
+                (_, y_indices, y_weights), (_, x_indices, x_weights) = passes  # rows first, as resize_plan
+                filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
+                kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
+                reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
+                kernels.resize_to_uint8(filtered, y_indices, y_weights, x_indices, x_weights, reduced)
+                levels[level + 1][:, :, start : start + count] = reduced
+                source = reduced
+        return levels
+
+    tables = [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
     for start in range(0, channels, _CHANNEL_CHUNK):
         source = sift[:, :, start : start + _CHANNEL_CHUNK]
         count, divisor = source.shape[2], 255.0  # im2double of the uint8 finest level
         for level, (along_x, along_y) in enumerate(tables):
             (h, _), (out_h, out_w) = sizes[level], sizes[level + 1]
-            reduced_x = buffer("x", (h, out_w, count))
+            reduced_x = buffer(("x", level), (h, out_w, count))
             kernels.reduce_along_x(source, *along_x, divisor, reduced_x)
-            reduced = buffer("xy", (out_h, out_w, count))
+            reduced = buffer(("xy", level), (out_h, out_w, count))
             kernels.reduce_along_y(reduced_x, *along_y, reduced)
             wrapped = np.empty((out_h, out_w, count), np.uint8)
             kernels.to_uint8_wrapped(reduced, wrapped)

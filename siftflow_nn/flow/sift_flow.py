@@ -26,7 +26,7 @@ from siftflow_nn._checks import (
 from siftflow_nn.descriptor import SIFTFlowDescriptor, to_uint8
 from siftflow_nn.flow import compiled
 from siftflow_nn.flow.belief_propagation import TorchSolver, energy, level_field
-from siftflow_nn.flow.pyramid import LevelPlan, level_plans, upsample_offsets
+from siftflow_nn.flow.pyramid import SCHEDULES, LevelPlan, level_plans, upsample_offsets
 
 __all__ = ["SIFTFlow"]
 
@@ -70,6 +70,10 @@ class SIFTFlow(nn.Module):
         cell_size, num_bins: descriptor options.
         fast: a third of the iterations at every level (see the README for what it costs).
         solver: ``"auto"``, ``"compiled"`` or ``"torch"``.
+        schedule: ``"2009"`` (the demo's ``SIFTflowc2f.m``, default) or ``"2010"`` (the SIFT flow
+            release's: a uint8 pyramid, windows ``window + i - 1``, ``iterations`` at every level
+            below the top; see ``pyramid.py``).
+        derivative: the descriptor's, ``"sobel"`` (default) or ``"release"`` (``mexDenseSIFT``'s).
 
     Shape:
         - image1, image2: ``(B, C, H, W)`` in ``[0, 1]``.
@@ -97,6 +101,8 @@ class SIFTFlow(nn.Module):
         num_bins: int = 8,
         fast: bool = False,
         solver: str = "auto",
+        schedule: str = "2009",
+        derivative: str = "sobel",
     ) -> None:
         super().__init__()
         self.alpha = check_non_negative_number(alpha, "alpha")
@@ -104,20 +110,22 @@ class SIFTFlow(nn.Module):
         self.gamma = check_non_negative_number(gamma, "gamma")
         if solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(map(repr, _SOLVERS))}, got {solver!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
         self.num_levels = check_positive_int(num_levels, "num_levels")
         self.window = check_positive_int(window, "window")
         self.top_window = check_positive_int(top_window, "top_window")
         self.top_iterations = check_positive_int(top_iterations, "top_iterations")
         self.iterations = check_positive_int(iterations, "iterations")
         self.fast = check_bool(fast, "fast")
-        self.solver = solver
-        self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins)
+        self.solver, self.schedule = solver, schedule
+        self.descriptor = SIFTFlowDescriptor(cell_size, 1, True, num_bins, derivative)
 
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha:g}, d={self.d:g}, gamma={self.gamma:g}, num_levels={self.num_levels}, "
             f"window={self.window}, top_window={self.top_window}, top_iterations={self.top_iterations}, "
-            f"iterations={self.iterations}, fast={self.fast}, solver={self.solver!r}"
+            f"iterations={self.iterations}, fast={self.fast}, solver={self.solver!r}, schedule={self.schedule!r}"
         )
 
     def minimum_size(self) -> int:
@@ -127,7 +135,14 @@ class SIFTFlow(nn.Module):
     def level_plans(self) -> list[LevelPlan]:
         """Per pyramid level, finest first: window radius, iterations, in-level hierarchy, gamma."""
         return level_plans(
-            self.num_levels, self.window, self.top_window, self.iterations, self.top_iterations, self.gamma, self.fast
+            self.num_levels,
+            self.window,
+            self.top_window,
+            self.iterations,
+            self.top_iterations,
+            self.gamma,
+            self.fast,
+            self.schedule,
         )
 
     def forward(
@@ -184,7 +199,7 @@ class SIFTFlow(nn.Module):
                 f"height and width must be at least {self.minimum_size()}"
             )
         solver = _pick_solver(self.solver, sift1.device)
-        pyramids = [solver.pyramid(_as_uint8(sift), self.num_levels) for sift in (sift1, sift2)]
+        pyramids = [solver.pyramid(_as_uint8(sift), self.num_levels, self.schedule) for sift in (sift1, sift2)]
         flow = None
         levels: list[dict[str, torch.Tensor]] = []
         for index, plan in reversed(list(enumerate(self.level_plans()))):

@@ -1,15 +1,10 @@
-"""MATLAB's image operations as the original SIFT Flow scripts call them, in float64.
+"""MATLAB's ``imresize(image, scale or [rows cols], 'bicubic')``, as a table of taps per axis.
 
-Each one follows MATLAB's documented algorithm, with the summation order of the original's C++
-re-creation (``../shared/bpflow``), so that results agree to the last bit where a later truncation
-to an integer can tell the difference:
-
-- ``resize_weights`` / ``imresize``: ``imresize(..., 'bicubic')``, the cubic kernel with a = -0.5,
-  widened by ``1 / scale`` when shrinking (antialiasing), mirrored ("symmetric") borders, one
-  dimension at a time, the one with the smaller scale first (rows on ties);
-- ``gaussian_filter``: ``imfilter(im, fspecial('gaussian', n, sigma), 'same', 'replicate')``,
-  separably;
-- ``matlab_round``: ``round``, half away from zero.
+The cubic kernel with a = -0.5, widened by ``1 / scale`` when shrinking (antialiasing), mirrored
+("symmetric") borders, one dimension at a time, the one with the smaller scale first (rows on
+ties). Each output sample's taps are summed in order, as the original's C++ re-creation does
+(``../shared/bpflow``), so that results agree to the last bit where a later truncation to an
+integer can tell. On uint8 images MATLAB rounds to uint8 after each pass, and so do we.
 """
 
 import math
@@ -17,17 +12,9 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["apply_taps", "gaussian_filter", "gaussian_taps", "imresize", "matlab_round", "resize_weights"]
+from siftflow_nn.matlab.rounding import as_double, back_to_class
 
-
-def matlab_round(tensor: torch.Tensor) -> torch.Tensor:
-    """Round half away from zero, as MATLAB (``torch.round`` rounds half to even).
-
-    Example:
-        >>> matlab_round(torch.tensor([-2.5, -0.5, 0.5, 1.5, 2.5])).tolist()
-        [-3.0, -1.0, 1.0, 2.0, 3.0]
-    """
-    return torch.sign(tensor) * torch.floor(tensor.abs() + 0.5)
+__all__ = ["apply_taps", "imresize", "resize_plan", "resize_weights"]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -90,16 +77,44 @@ def resize_plan(size: tuple[int, int], scale: float | None = None, out_size: tup
 
 
 def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """MATLAB's ``imresize(image, scale or [h w], 'bicubic')`` on ``(..., H, W)`` float64.
+    """MATLAB's ``imresize(image, scale, 'bicubic')`` or ``imresize(image, out_size, 'bicubic')``.
+
+    Args:
+        image: ``(..., H, W)``, uint8 (rounded to uint8 after each pass, as MATLAB) or floating
+            point (computed in its dtype).
+        scale: output ``ceil(scale * H) x ceil(scale * W)``; or
+        out_size: ``(rows, cols)``, each axis at its own scale ``out / in``.
+
+    Returns:
+        ``(..., rows, cols)`` of the input's dtype.
 
     Example:
         >>> imresize(torch.ones(1, 1, 6, 8, dtype=torch.float64), 0.5).shape
         torch.Size([1, 1, 3, 4])
+        >>> imresize(torch.full((5, 5), 7, dtype=torch.uint8), out_size=(2, 3)).tolist()
+        [[7, 7, 7], [7, 7, 7]]
     """
-    passes, _ = resize_plan(tuple(image.shape[-2:]), scale, out_size)
+    if not isinstance(image, torch.Tensor) or image.dim() < 2 or 0 in image.shape[-2:]:
+        raise ValueError(f"image must be a tensor (..., H, W) with H, W > 0, got {_describe(image)}")
+    if (scale is None) == (out_size is None):
+        raise ValueError("give one of scale and out_size")
+    if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    if out_size is not None and not (
+        len(out_size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out_size)
+    ):
+        raise ValueError(f"out_size must be two positive ints (rows, cols), got {out_size!r}")
+    values, was_uint8 = as_double(image)
+    passes, _ = resize_plan(tuple(image.shape[-2:]), scale, tuple(out_size) if out_size else None)
     for dim, indices, weights in passes:
-        image = apply_taps(image, image.dim() - 2 + dim, indices, weights)
-    return image
+        values = apply_taps(values, values.dim() - 2 + dim, indices, weights)
+        if was_uint8:
+            values = back_to_class(values, True).double()
+    return back_to_class(values, was_uint8)
+
+
+def _describe(value) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:
@@ -112,43 +127,5 @@ def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.n
     out = None
     for tap in range(indices.shape[1]):
         term = image.index_select(dim, indices[:, tap]) * weights[:, tap].view(shape)
-        out = term if out is None else out.add_(term)
-    return out
-
-
-def gaussian_taps(size: int, sigma: float) -> np.ndarray:
-    """The 1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (which is its outer
-    product with itself): ``exp(-x^2 / (2 sigma^2))`` normalised to sum 1, float64.
-
-    Example:
-        >>> taps = gaussian_taps(5, 0.67)
-        >>> bool(np.allclose(np.outer(taps, taps).sum(), 1))
-        True
-    """
-    steps = np.arange(size) - (size - 1) / 2
-    taps = np.exp(-(steps**2) / (2 * sigma * sigma))
-    return taps / taps.sum()
-
-
-def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
-    """MATLAB's ``imfilter(image, fspecial('gaussian', size, sigma), 'same', 'replicate')`` on
-    ``(B, C, H, W)`` float64, separably: along the rows (x) first, then the columns.
-
-    MATLAB does not document its summation order; the separable one differs from a 2-D tap-by-tap
-    sum by an ulp or so, which a later truncation to uint8 sees only at exact integer boundaries
-    (never on the reference pairs or the Sintel frames).
-    """
-    taps = gaussian_taps(size, sigma)
-    radius = (size - 1) // 2
-    height, width = image.shape[-2:]
-    padded = torch.nn.functional.pad(image, (radius, radius, 0, 0), "replicate")
-    rows = None
-    for j in range(size):
-        term = padded[..., j : j + width] * float(taps[j])
-        rows = term if rows is None else rows.add_(term)
-    padded = torch.nn.functional.pad(rows, (0, 0, radius, radius), "replicate")
-    out = None
-    for i in range(size):
-        term = padded[..., i : i + height, :] * float(taps[i])
         out = term if out is None else out.add_(term)
     return out

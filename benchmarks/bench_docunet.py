@@ -1,0 +1,215 @@
+"""The DocUNet metrics: time per pair by stage, LD / Li-D beside the original matcher's, the benchmark run.
+
+Pairs: ``synthetic.document_pair`` pages of 600 x 450 (text-like strokes, a table, a block on
+white) and the page resampled through a smooth field of 2 to 8 px; the benchmark's area resize
+takes them to 894 x 670, about the size of DocUNet's scans, and SIFT flow runs at half that.
+
+Part 1: seconds per pair by stage (median of ``--repeats``), on one thread and on two, and peak
+memory added by one pair. Part 2 (with ``--original BUILD/bpflow_c2f``, see ../shared/bpflow):
+the SIFT flow stage on the same descriptors and the same 2010 pyramid through Ce Liu's C++
+(driven level by level with the 2010 windows and iterations) beside ours, one thread each:
+seconds, and LD / Li-D from each flow. Part 3: ``siftflow-nn docunet`` over ``--pairs`` pairs
+(65 scans x 2 photos by default, as the benchmark), one process on all threads, then ``--jobs 2``.
+
+    python benchmarks/bench_docunet.py [--original BUILD/bpflow_c2f] [--repeats 3] [--pairs 130]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import peak_added_bytes, print_table
+
+from siftflow_nn import matlab
+from siftflow_nn.descriptor import sift_flow_descriptor, to_uint8
+from siftflow_nn.flow.compiled import CompiledSolver
+from siftflow_nn.flow.pyramid import upsample_offsets
+from siftflow_nn.flow.sift_flow import SIFTFlow
+from siftflow_nn.metrics import docunet
+from siftflow_nn.synthetic import document_pair, write_document_benchmark
+
+HEIGHT, WIDTH = 600, 450
+DISPLACEMENTS = (2.0, 4.0, 6.0, 8.0)
+
+
+def pair(index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    photo, scan, _ = document_pair(HEIGHT, WIDTH, DISPLACEMENTS[index % 4], seed=100 + index)
+    return matlab.im2uint8(photo), matlab.im2uint8(scan)
+
+
+def stages(photo: torch.Tensor, scan: torch.Tensor) -> dict[str, float]:
+    """Seconds of each stage of one pair, as ``docunet_metrics`` runs them."""
+    seconds, stamp = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal stamp
+        now = time.perf_counter()
+        seconds[name], stamp = now - stamp, now
+
+    unwarped, scan = docunet.benchmark_pair(photo, scan)
+    lap("gray + area resize")
+    docunet._ms_ssim(unwarped, scan)
+    lap("MS-SSIM")
+    halves = [docunet._halves(image) for image in (scan, unwarped)]
+    lap("blur + halve")
+    sifts = [release_descriptor(half) for half in halves]
+    lap("descriptors (float64)")
+    SIFTFlow(schedule="2010", derivative="release").match(*sifts)
+    lap("SIFT flow (2010)")
+    seconds["total"] = sum(seconds.values())
+    return seconds
+
+
+def release_descriptor(half: torch.Tensor) -> torch.Tensor:
+    descriptor = sift_flow_descriptor(half.double() / 255, 3, derivative="release")
+    return to_uint8(descriptor).contiguous(memory_format=torch.channels_last)
+
+
+def part_stages(repeats: int) -> None:
+    rows = []
+    pairs = [pair(index) for index in range(3)]
+    stages(*pairs[0])  # compiles what the kernel cache lacks
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        runs = [stages(*pairs[run % len(pairs)]) for run in range(repeats * len(pairs))]
+        for name in runs[0]:
+            rows.append([name, threads, statistics.median(run[name] for run in runs)])
+    torch.set_num_threads(2)
+    peak = peak_added_bytes(lambda: docunet.docunet_metrics(*pairs[0]), torch.device("cpu"))
+    rows.append(["peak memory added by one pair (MB)", 2, peak / 2**20])
+    print_table(
+        f"DocUNet metrics, one {HEIGHT} x {WIDTH} pair (894 x 670 after the area resize), seconds (medians)",
+        ["stage", "threads", "seconds"],
+        rows,
+    )
+
+
+# The harness runs the 2009 schedule; one level at a time with these wsize / nIterations it runs
+# the 2010 one: window wsize + i - 1, and round(linspace(n, 0.6 n, 4))[i] = 30 at level i.
+_LEVEL_SETTINGS = {1: (2, 30), 2: (3, 35), 3: (4, 41), 4: (2, 30)}
+
+
+def original_2010(binary: str, pyramids, job: Path) -> tuple[np.ndarray, float]:
+    """The original matcher's 2010 flow from our 2010 pyramid (equal to MATLAB's: the tests check
+    it on ../shared/reference/release), and its seconds (the mex calls' level times)."""
+    matcher = SIFTFlow(schedule="2010")
+    flow, seconds = None, 0.0
+    channels = pyramids[0][0].shape[2]
+    for level in range(1, 5):
+        for name, pyramid in zip(("sift1", "sift2"), pyramids):
+            pyramid[level - 1].tofile(job / f"L{level}_{name}.bin")
+        for axis in ("offx", "offy"):  # read for every level below the top, even those not run: placeholders
+            np.zeros(pyramids[0][level - 1].shape[:2], np.int32).tofile(job / f"L{level}_{axis}.bin")
+    for level in range(4, 0, -1):
+        height, width = pyramids[0][level - 1].shape[:2]
+        wsize, iterations = _LEVEL_SETTINGS[level]
+        lines = [f"4 {matcher.alpha!r} {matcher.d!r} {matcher.gamma!r} {wsize} 10 60 {iterations} {channels}"]
+        lines += [f"{k} {p.shape[0]} {p.shape[1]}" for k, p in enumerate(pyramids[0], start=1)]
+        (job / "meta.txt").write_text("\n".join(lines) + "\n")
+        offsets = None if flow is None else upsample_offsets(torch.from_numpy(flow)[None], (height, width))[0].numpy()
+        if offsets is not None:
+            offsets[0].tofile(job / f"L{level}_offx.bin")
+            offsets[1].tofile(job / f"L{level}_offy.bin")
+        command = [binary, str(job), "--pyramid", "files", "--levels", str(level)]
+        if offsets is not None:
+            command += ["--offsets", "files"]
+        output = subprocess.run(
+            command, check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1")
+        ).stdout
+        line = next(line for line in output.splitlines() if line.startswith("LEVEL"))
+        fields = line.split()
+        expected = 60 if level == 4 else 30
+        assert int(fields[fields.index("iters") + 1]) == expected, line
+        seconds += float(fields[fields.index("level_s") + 1])
+        vx, vy = (
+            np.fromfile(job / "out" / f"L{level}_{axis}.bin", np.int32).reshape(height, width) for axis in ("vx", "vy")
+        )
+        flow = np.stack([vx, vy]).astype(np.float32)
+    return flow, seconds
+
+
+def part_original(binary: str | None, count: int) -> None:
+    if binary is None:
+        print("\n(part 2 skipped: pass --original BUILD/bpflow_c2f, built as ../shared/bpflow/README.md says)")
+        return
+    torch.set_num_threads(1)
+    rows = []
+    for index in range(count):
+        unwarped, scan = docunet.benchmark_pair(*pair(index))
+        sifts = [release_descriptor(docunet._halves(image)) for image in (scan, unwarped)]
+        matcher = SIFTFlow(schedule="2010", derivative="release")
+        matcher.match(*sifts)  # warm
+        start = time.perf_counter()
+        ours = matcher.match(*sifts)[0]
+        ours_seconds = time.perf_counter() - start
+        pyramids = [[level[0] for level in CompiledSolver().pyramid(sift, 4, "2010")] for sift in sifts]
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "out").mkdir()
+            theirs, their_seconds = original_2010(binary, pyramids, Path(folder))
+        theirs = torch.from_numpy(theirs)[None]
+        ld = [float(docunet._mean_length(flow)) for flow in (ours, theirs)]
+        li_d = [float(docunet._line_spread(flow)) for flow in (ours, theirs)]
+        name = f"pair {index} ({DISPLACEMENTS[index % 4]:g} px)"
+        equal = float((ours == theirs).all(1).double().mean())
+        drifts = [f"{ld[0] / ld[1] - 1:+.1e}", f"{li_d[0] / li_d[1] - 1:+.1e}"]
+        rows.append([name, their_seconds, ours_seconds, ours_seconds / their_seconds,
+                     f"{ld[1]:.5f}", drifts[0], f"{li_d[1]:.5f}", drifts[1], f"{equal:.6f}"])  # fmt: skip
+    print_table(
+        "SIFT flow stage (447 x 335, 2010 schedule): Ce Liu's C++ beside ours, one thread, same descriptors, pyramid",
+        ["pair", "original s", "ours s (incl. pyramid)", "ratio", "LD original", "LD ours / orig - 1",
+         "Li-D original", "Li-D ours / orig - 1", "flow equal"],
+        rows,
+    )  # fmt: skip
+
+
+def part_benchmark(pairs: int) -> None:
+    from siftflow_nn.cli import main
+
+    scans = max(1, pairs // 2)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        rec_dir, scan_dir = write_document_benchmark(folder, scans=scans, height=HEIGHT, width=WIDTH)
+        for jobs in (1, 2):
+            torch.set_num_threads(2)
+            start = time.perf_counter()
+            with open(os.devnull, "w") as quiet:
+                stdout, sys.stdout = sys.stdout, quiet
+                try:
+                    status = main(["docunet", str(rec_dir), str(scan_dir), "--jobs", str(jobs), "--device", "cpu"])
+                finally:
+                    sys.stdout = stdout
+            assert status == 0
+            seconds = time.perf_counter() - start
+            rows.append([f"siftflow-nn docunet --jobs {jobs}", 2 * scans, seconds, seconds / (2 * scans)])
+    print_table(
+        f"The benchmark's run over {2 * scans} pairs on {os.cpu_count()} cores (seconds, start-up included)",
+        ["command", "pairs", "seconds", "per pair"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original", help="the original matcher's harness binary (../shared/bpflow)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare", type=int, default=4, help="pairs matched by both in part 2")
+    parser.add_argument("--pairs", type=int, default=130, help="pairs in part 3 (0: skip it)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores")
+    part_stages(args.repeats)
+    part_original(args.original, args.compare)
+    if args.pairs:
+        part_benchmark(args.pairs)
+
+
+if __name__ == "__main__":
+    main()

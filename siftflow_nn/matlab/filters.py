@@ -1,0 +1,99 @@
+"""MATLAB's Gaussian filtering and ``impyramid(..., 'reduce')``, separably, with replicated borders."""
+
+import numpy as np
+import torch
+
+from siftflow_nn.matlab.rounding import as_double, back_to_class
+
+__all__ = ["gaussian_filter", "gaussian_taps", "impyramid_reduce"]
+
+# impyramid's 5-tap kernel [1/4 - a/2, 1/4, a, 1/4, 1/4 - a/2] with Burt and Adelson's a = 0.375.
+IMPYRAMID_TAPS = (0.0625, 0.25, 0.375, 0.25, 0.0625)
+
+
+def gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    """The 1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (which is its outer
+    product with itself): ``exp(-x^2 / (2 sigma^2))`` normalised to sum 1, float64.
+
+    Example:
+        >>> taps = gaussian_taps(5, 0.67)
+        >>> bool(np.allclose(np.outer(taps, taps).sum(), 1))
+        True
+    """
+    steps = np.arange(size) - (size - 1) / 2
+    taps = np.exp(-(steps**2) / (2 * sigma * sigma))
+    return taps / taps.sum()
+
+
+def _filter_along(values: torch.Tensor, taps, dim: int) -> torch.Tensor:
+    """Correlate along ``dim`` (-1 or -2) with odd-length ``taps``, borders replicated, the taps
+    summed in order."""
+    radius = (len(taps) - 1) // 2
+    length = values.shape[dim]
+    padding = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
+    shape = values.shape
+    padded = torch.nn.functional.pad(values.reshape(-1, 1, *shape[-2:]), padding, "replicate").reshape(
+        *shape[:-2], *(shape[-2] + 2 * radius * (dim == -2), shape[-1] + 2 * radius * (dim == -1))
+    )
+    out = None
+    for index, tap in enumerate(taps):
+        term = padded.narrow(dim, index, length) * float(tap)
+        out = term if out is None else out.add_(term)
+    return out
+
+
+def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """MATLAB's ``imfilter(image, fspecial('gaussian', size, sigma), 'same', 'replicate')``.
+
+    Separably, along the rows (x) first, then the columns. MATLAB does not document its summation
+    order; the separable one differs from a 2-D tap-by-tap sum by an ulp or so, which a later
+    rounding to an integer sees only at exact half-integers (never on the reference data).
+
+    Args:
+        image: ``(..., H, W)``, uint8 (rounded back to uint8, as imfilter does) or floating point.
+        size, sigma: the kernel's (odd) size and its standard deviation.
+
+    Returns:
+        ``(..., H, W)`` of the input's dtype.
+
+    Example:
+        >>> gaussian_filter(torch.full((1, 4, 4), 9, dtype=torch.uint8), 7, 1.0).unique().tolist()
+        [9]
+    """
+    if not (isinstance(size, int) and size > 0 and size % 2 == 1):
+        raise ValueError(f"size must be a positive odd int, got {size!r}")
+    if not (isinstance(sigma, (int, float)) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    values, was_uint8 = as_double(_checked(image))
+    taps = gaussian_taps(size, sigma)
+    return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), was_uint8)
+
+
+def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
+    """MATLAB's ``impyramid(image, 'reduce')``: the 5-tap kernel ``[1 4 6 4 1] / 16``, replicated
+    borders, every other sample kept (output ``ceil(H / 2) x ceil(W / 2)``).
+
+    Down the columns first, then along the rows; uint8 input is rounded to uint8 after each, as
+    MATLAB's ``imfilter`` calls in impyramid do.
+
+    Args:
+        image: ``(..., H, W)``, uint8 or floating point.
+
+    Returns:
+        ``(..., ceil(H / 2), ceil(W / 2))`` of the input's dtype.
+
+    Example:
+        >>> impyramid_reduce(torch.arange(5.0).expand(5, 5))[0].tolist()
+        [0.375, 2.0, 3.625]
+    """
+    values, was_uint8 = as_double(_checked(image))
+    values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], was_uint8)
+    values = values.double() if was_uint8 else values
+    return back_to_class(_filter_along(values, IMPYRAMID_TAPS, -1)[..., ::2], was_uint8)
+
+
+def _checked(image) -> torch.Tensor:
+    if not isinstance(image, torch.Tensor) or image.dim() < 2 or 0 in image.shape[-2:]:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a tensor (..., H, W) with H, W > 0, got {shape}")
+    return image
