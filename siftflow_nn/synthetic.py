@@ -113,33 +113,13 @@ def document_page(height: int, width: int, seed: int = 0) -> torch.Tensor:
         (torch.Size([1, 120, 90]), True, True)
     """
     generator = torch.Generator().manual_seed(seed)
-
-    def randint(low: int, high: int) -> int:
-        return int(torch.randint(low, high + 1, (), generator=generator))
-
     ink = torch.zeros(height, width)
     margin = max(2, width // 12)
     line_height = max(6, height // 28)
-    glyph = max(2, line_height // 2)  # glyph height; strokes 1 px wide, glyphs about glyph / 2 + 1 wide
-    top, table_at = margin, height * 3 // 5
-    for y in range(top, table_at - line_height, line_height):  # text lines, ragged at the right
-        x, end = margin, width - margin - randint(0, width // 4)
-        while x + glyph < end:
-            for _ in range(randint(2, 7)):  # a word of glyphs
-                if x + glyph >= end:
-                    break
-                shape = randint(0, 5)
-                ink[y : y + glyph, x] = 1  # every glyph has a stem
-                if shape in (1, 3):
-                    ink[y, x : x + glyph // 2 + 1] = 1
-                if shape in (2, 3):
-                    ink[y + glyph - 1, x : x + glyph // 2 + 1] = 1
-                if shape in (4, 5):
-                    ink[y + glyph // 2, x : x + glyph // 2 + 1] = 1
-                if shape == 5:
-                    ink[y : y + glyph, x + glyph // 2] = 1
-                x += glyph // 2 + 2
-            x += glyph  # the space between words
+    table_at = height * 3 // 5
+    for y in range(margin, table_at - line_height, line_height):  # text lines, ragged at the right
+        end = width - margin - int(torch.randint(0, width // 4 + 1, (), generator=generator))
+        _write_line(ink[y : y + line_height], margin, end, generator)
     ink[table_at - 3, margin : width - margin] = 1  # a rule
     rows, columns = 4, 3
     table_bottom = table_at + rows * line_height
@@ -154,6 +134,25 @@ def document_page(height: int, width: int, seed: int = 0) -> torch.Tensor:
     soften = torch.tensor([0.25, 0.5, 0.25])
     page = F.conv2d(F.pad(page, (1, 1, 1, 1), mode="replicate"), (soften[:, None] * soften[None, :]).view(1, 1, 3, 3))
     return page[0].clamp(0, 1)
+
+
+def _write_line(ink: torch.Tensor, start: int, end: int, generator: torch.Generator) -> None:
+    """Words of glyphs (a stem and a bar or two, 1 px strokes) into a text line's rows of ``ink``."""
+    glyph = max(2, ink.shape[0] // 2)  # the glyphs' height; they are about glyph / 2 + 1 wide
+    x = start
+    while x + glyph < end:
+        for _ in range(int(torch.randint(2, 8, (), generator=generator))):  # a word
+            if x + glyph >= end:
+                break
+            shape = int(torch.randint(0, 6, (), generator=generator))
+            ink[:glyph, x] = 1  # every glyph has a stem
+            for row, shapes in ((0, (1, 3)), (glyph - 1, (2, 3)), (glyph // 2, (4, 5))):
+                if shape in shapes:
+                    ink[row, x : x + glyph // 2 + 1] = 1
+            if shape == 5:
+                ink[:glyph, x + glyph // 2] = 1
+            x += glyph // 2 + 2
+        x += glyph  # the space between words
 
 
 def document_pair(

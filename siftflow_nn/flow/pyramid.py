@@ -171,8 +171,6 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
     stay small (a few tens of MB), and are recycled from chunk to chunk. The 2010 steps keep
     uint8 between passes, as MATLAB does, and never hold a float64 image.
     """
-    from siftflow_nn.flow import _pyramid_kernels as kernels
-
     height, width, channels = sift.shape
     sizes = level_sizes(height, width, num_levels)
     levels = [sift] + [np.empty((*size, channels), np.uint8) for size in sizes[1:]]
@@ -183,36 +181,48 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
             room[role, shape] = np.empty(shape, dtype)
         return room[role, shape]
 
-    if schedule == "2010":
-        tables = [(matlab.resize_plan(size, 0.5)[0]) for size in sizes[:-1]]
-        for start in range(0, channels, _CHANNEL_CHUNK):
-            source = sift[:, :, start : start + _CHANNEL_CHUNK]
-            count = source.shape[2]
-            for level, passes in enumerate(tables):
-                (_, y_indices, y_weights), (_, x_indices, x_weights) = passes  # rows first, as resize_plan
-                filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
-                kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
-                reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
-                kernels.resize_to_uint8(filtered, y_indices, y_weights, x_indices, x_weights, reduced)
-                levels[level + 1][:, :, start : start + count] = reduced
-                source = reduced
-        return levels
-
-    tables = [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
+    steps = _steps_2010_hwc if schedule == "2010" else _steps_2009_hwc
     for start in range(0, channels, _CHANNEL_CHUNK):
-        source = sift[:, :, start : start + _CHANNEL_CHUNK]
-        count, divisor = source.shape[2], 255.0  # im2double of the uint8 finest level
-        for level, (along_x, along_y) in enumerate(tables):
-            (h, _), (out_h, out_w) = sizes[level], sizes[level + 1]
-            reduced_x = buffer(("x", level), (h, out_w, count))
-            kernels.reduce_along_x(source, *along_x, divisor, reduced_x)
-            reduced = buffer(("xy", level), (out_h, out_w, count))
-            kernels.reduce_along_y(reduced_x, *along_y, reduced)
-            wrapped = np.empty((out_h, out_w, count), np.uint8)
-            kernels.to_uint8_wrapped(reduced, wrapped)
-            levels[level + 1][:, :, start : start + count] = wrapped
-            source, divisor = reduced, 1.0
+        steps(
+            sift[:, :, start : start + _CHANNEL_CHUNK],
+            sizes,
+            [level[:, :, start : start + _CHANNEL_CHUNK] for level in levels[1:]],
+            buffer,
+        )
     return levels
+
+
+def _steps_2010_hwc(source: np.ndarray, sizes, targets: list[np.ndarray], buffer) -> None:
+    """The 2010 levels of a chunk of channels: uint8 between passes, as MATLAB; no float64 image."""
+    from siftflow_nn.flow import _pyramid_kernels as kernels
+
+    count = source.shape[2]
+    for level, target in enumerate(targets):
+        (_, y_indices, y_weights), (_, x_indices, x_weights) = matlab.resize_plan(sizes[level], 0.5)[0]  # rows first
+        filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
+        kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
+        reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
+        kernels.resize_to_uint8(filtered, y_indices, y_weights, x_indices, x_weights, reduced)
+        target[...] = reduced
+        source = reduced
+
+
+def _steps_2009_hwc(source: np.ndarray, sizes, targets: list[np.ndarray], buffer) -> None:
+    """The 2009 levels of a chunk of channels: in float64 (filter and resize as one table per
+    axis), each level read back with the mex's wrap-around."""
+    from siftflow_nn.flow import _pyramid_kernels as kernels
+
+    count, divisor = source.shape[2], 255.0  # im2double of the uint8 finest level
+    for level, target in enumerate(targets):
+        (h, w), (out_h, out_w) = sizes[level], sizes[level + 1]
+        reduced_x = buffer(("x", level), (h, out_w, count))
+        kernels.reduce_along_x(source, *reduction_weights(w), divisor, reduced_x)
+        reduced = buffer(("xy", level), (out_h, out_w, count))
+        kernels.reduce_along_y(reduced_x, *reduction_weights(h), reduced)
+        wrapped = np.empty((out_h, out_w, count), np.uint8)
+        kernels.to_uint8_wrapped(reduced, wrapped)
+        target[...] = wrapped
+        source, divisor = reduced, 1.0
 
 
 def upsample_offsets(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
