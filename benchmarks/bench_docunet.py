@@ -30,7 +30,6 @@ import torch
 from _common import peak_added_bytes, print_table
 
 from siftflow_nn import matlab
-from siftflow_nn.descriptor import sift_flow_descriptor, to_uint8
 from siftflow_nn.flow.compiled import CompiledSolver
 from siftflow_nn.flow.pyramid import upsample_offsets
 from siftflow_nn.flow.sift_flow import SIFTFlow
@@ -61,17 +60,12 @@ def stages(photo: torch.Tensor, scan: torch.Tensor) -> dict[str, float]:
     lap("MS-SSIM")
     halves = [docunet._halves(image) for image in (scan, unwarped)]
     lap("blur + halve")
-    sifts = [release_descriptor(half) for half in halves]
+    sifts = [docunet._release_descriptor(half) for half in halves]
     lap("descriptors (float64)")
     SIFTFlow(schedule="2010", derivative="release").match(*sifts)
     lap("SIFT flow (2010)")
     seconds["total"] = sum(seconds.values())
     return seconds
-
-
-def release_descriptor(half: torch.Tensor) -> torch.Tensor:
-    descriptor = sift_flow_descriptor(half.double() / 255, 3, derivative="release")
-    return to_uint8(descriptor).contiguous(memory_format=torch.channels_last)
 
 
 def part_stages(repeats: int) -> None:
@@ -145,7 +139,7 @@ def part_original(binary: str | None, count: int) -> None:
     rows = []
     for index in range(count):
         unwarped, scan = docunet.benchmark_pair(*pair(index))
-        sifts = [release_descriptor(docunet._halves(image)) for image in (scan, unwarped)]
+        sifts = [docunet._release_descriptor(docunet._halves(image)) for image in (scan, unwarped)]
         matcher = SIFTFlow(schedule="2010", derivative="release")
         matcher.match(*sifts)  # warm
         start = time.perf_counter()

@@ -24,6 +24,13 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
+def check_planes(value: Any, name: str = "image") -> torch.Tensor:
+    """A tensor ``(..., H, W)`` with ``H, W > 0`` (the MATLAB-style image functions' input)."""
+    if not isinstance(value, torch.Tensor) or value.dim() < 2 or 0 in value.shape[-2:]:
+        raise ValueError(f"{name} must be a tensor (..., H, W) with H, W > 0, got {describe_value(value)}")
+    return value
+
+
 def as_int(value: Any, name: str, expected: str = "an int") -> int:
     """``value`` as an ``int``: an int, a NumPy integer or a 0-d integer tensor (configs produce
     them); a bool, a float or anything else raises a TypeError naming ``name``."""

@@ -26,7 +26,7 @@ import torch
 
 from siftflow_nn._progress import Progress
 from siftflow_nn.cli._arguments import UsageError, add_device_option, device_from, output_path, positive_int
-from siftflow_nn.io import ImageReadError, atomic_path
+from siftflow_nn.io import ImageReadError, atomic_path, read_image
 
 _PHOTO = re.compile(r"^(?P<scan>.+)_(?P<index>\d+) copy_rec\.(?:png|jpe?g|bmp|tiff?|webp)$", re.IGNORECASE)
 _SCAN_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -174,8 +174,7 @@ def _timed_score(pair: _Pair, scan_dir: Path, device) -> tuple[object, float]:
 
 
 def _score(pair: _Pair, scan_dir: Path, device) -> _Scores:
-    from siftflow_nn.io import read_image
-    from siftflow_nn.metrics.docunet import docunet_metrics
+    from siftflow_nn.metrics.docunet import docunet_metrics  # torch's heavy part: only when scoring
 
     if pair.scan is None:
         stem = _PHOTO.match(pair.photo.name)["scan"]

@@ -128,25 +128,6 @@ def _wrap_to_uint8(values: torch.Tensor) -> torch.Tensor:
     return torch.bitwise_and((values * 255).to(torch.int32), 0xFF).to(torch.uint8)
 
 
-def _filter_table(length: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pyramid's 5-tap Gaussian along one axis as a table, replicated borders."""
-    radius = len(_GAUSSIAN_TAPS) // 2
-    indices = np.clip(np.arange(length)[:, None] + np.arange(-radius, radius + 1), 0, length - 1)
-    return indices, np.broadcast_to(_GAUSSIAN_TAPS, indices.shape).copy()
-
-
-def _steps(size: tuple[int, int], schedule: str):
-    """The passes of one pyramid step, ``[(dim, (indices, weights), round_after), ...]``: for 2009
-    the composed filter-and-resize per axis; for 2010 the filter, then each resize pass, each
-    rounded to uint8 as MATLAB's uint8 functions do."""
-    height, width = size
-    if schedule == "2009":
-        return [(1, reduction_weights(width), False), (0, reduction_weights(height), False)]
-    passes, _ = matlab.resize_plan(size, 0.5)
-    filters = [(1, _filter_table(width), False), (0, _filter_table(height), True)]
-    return filters + [(dim, (indices, weights), True) for dim, indices, weights in passes]
-
-
 def descriptor_pyramid(sift: torch.Tensor, num_levels: int, schedule: str = "2009") -> list[torch.Tensor]:
     """The pyramid of uint8 ``(B, D, H, W)`` descriptors, finest first, each uint8 (see the module).
 
@@ -154,13 +135,15 @@ def descriptor_pyramid(sift: torch.Tensor, num_levels: int, schedule: str = "200
     to it bit for bit.
     """
     levels = [sift]
-    image = sift.double() / 255 if schedule == "2009" else sift.double()
+    if schedule == "2010":  # MATLAB's uint8 functions, rounding as they do
+        for _ in range(num_levels - 1):
+            levels.append(matlab.imresize(matlab.gaussian_filter(levels[-1], _GAUSSIAN_SIZE, _GAUSSIAN_SIGMA), 0.5))
+        return levels
+    image = sift.double() / 255
     for _ in range(num_levels - 1):
-        for dim, (indices, weights), round_after in _steps(tuple(image.shape[-2:]), schedule):
-            image = matlab.apply_taps(image, 2 + dim, indices, weights)
-            if round_after:
-                image = matlab.round_to_uint8(image).double()
-        levels.append(_wrap_to_uint8(image) if schedule == "2009" else image.to(torch.uint8))
+        image = matlab.apply_taps(image, 3, *reduction_weights(image.shape[3]))  # along x first, then y
+        image = matlab.apply_taps(image, 2, *reduction_weights(image.shape[2]))
+        levels.append(_wrap_to_uint8(image))
     return levels
 
 
@@ -181,24 +164,23 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
             room[role, shape] = np.empty(shape, dtype)
         return room[role, shape]
 
-    steps = _steps_2010_hwc if schedule == "2010" else _steps_2009_hwc
+    if schedule == "2010":  # per level: the resize's tables, rows first (as resize_plan orders them)
+        steps, tables = _steps_2010_hwc, [matlab.resize_plan(size, 0.5)[0] for size in sizes[:-1]]
+    else:  # per level: the composed filter-and-resize tables along x and y
+        steps, tables = _steps_2009_hwc, [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
     for start in range(0, channels, _CHANNEL_CHUNK):
-        steps(
-            sift[:, :, start : start + _CHANNEL_CHUNK],
-            sizes,
-            [level[:, :, start : start + _CHANNEL_CHUNK] for level in levels[1:]],
-            buffer,
-        )
+        chunk = slice(start, start + _CHANNEL_CHUNK)
+        steps(sift[:, :, chunk], sizes, tables, [level[:, :, chunk] for level in levels[1:]], buffer)
     return levels
 
 
-def _steps_2010_hwc(source: np.ndarray, sizes, targets: list[np.ndarray], buffer) -> None:
+def _steps_2010_hwc(source: np.ndarray, sizes, tables, targets: list[np.ndarray], buffer) -> None:
     """The 2010 levels of a chunk of channels: uint8 between passes, as MATLAB; no float64 image."""
     from siftflow_nn.flow import _pyramid_kernels as kernels
 
     count = source.shape[2]
     for level, target in enumerate(targets):
-        (_, y_indices, y_weights), (_, x_indices, x_weights) = matlab.resize_plan(sizes[level], 0.5)[0]  # rows first
+        (_, y_indices, y_weights), (_, x_indices, x_weights) = tables[level]
         filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
         kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
         reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
@@ -207,18 +189,19 @@ def _steps_2010_hwc(source: np.ndarray, sizes, targets: list[np.ndarray], buffer
         source = reduced
 
 
-def _steps_2009_hwc(source: np.ndarray, sizes, targets: list[np.ndarray], buffer) -> None:
+def _steps_2009_hwc(source: np.ndarray, sizes, tables, targets: list[np.ndarray], buffer) -> None:
     """The 2009 levels of a chunk of channels: in float64 (filter and resize as one table per
     axis), each level read back with the mex's wrap-around."""
     from siftflow_nn.flow import _pyramid_kernels as kernels
 
     count, divisor = source.shape[2], 255.0  # im2double of the uint8 finest level
     for level, target in enumerate(targets):
-        (h, w), (out_h, out_w) = sizes[level], sizes[level + 1]
+        (h, _), (out_h, out_w) = sizes[level], sizes[level + 1]
         reduced_x = buffer(("x", level), (h, out_w, count))
-        kernels.reduce_along_x(source, *reduction_weights(w), divisor, reduced_x)
+        along_x, along_y = tables[level]
+        kernels.reduce_along_x(source, *along_x, divisor, reduced_x)
         reduced = buffer(("xy", level), (out_h, out_w, count))
-        kernels.reduce_along_y(reduced_x, *reduction_weights(h), reduced)
+        kernels.reduce_along_y(reduced_x, *along_y, reduced)
         wrapped = np.empty((out_h, out_w, count), np.uint8)
         kernels.to_uint8_wrapped(reduced, wrapped)
         target[...] = wrapped

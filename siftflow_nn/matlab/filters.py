@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from siftflow_nn._checks import check_planes
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
 __all__ = ["gaussian_filter", "gaussian_taps", "impyramid_reduce"]
@@ -31,10 +32,8 @@ def _filter_along(values: torch.Tensor, taps, dim: int) -> torch.Tensor:
     radius = (len(taps) - 1) // 2
     length = values.shape[dim]
     padding = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
-    shape = values.shape
-    padded = torch.nn.functional.pad(values.reshape(-1, 1, *shape[-2:]), padding, "replicate").reshape(
-        *shape[:-2], *(shape[-2] + 2 * radius * (dim == -2), shape[-1] + 2 * radius * (dim == -1))
-    )
+    padded = torch.nn.functional.pad(values.reshape(-1, 1, *values.shape[-2:]), padding, "replicate")
+    padded = padded.reshape(*values.shape[:-2], *padded.shape[-2:])  # pad needs 4-D: batch dims folded
     out = None
     for index, tap in enumerate(taps):
         term = padded.narrow(dim, index, length) * float(tap)
@@ -64,7 +63,7 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
         raise ValueError(f"size must be a positive odd int, got {size!r}")
     if not (isinstance(sigma, (int, float)) and sigma > 0):
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    values, was_uint8 = as_double(_checked(image))
+    values, was_uint8 = as_double(check_planes(image))
     taps = gaussian_taps(size, sigma)
     return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), was_uint8)
 
@@ -86,14 +85,7 @@ def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
         >>> impyramid_reduce(torch.arange(5.0).expand(5, 5))[0].tolist()
         [0.375, 2.0, 3.625]
     """
-    values, was_uint8 = as_double(_checked(image))
+    values, was_uint8 = as_double(check_planes(image))
     values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], was_uint8)
     values = values.double() if was_uint8 else values
     return back_to_class(_filter_along(values, IMPYRAMID_TAPS, -1)[..., ::2], was_uint8)
-
-
-def _checked(image) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.dim() < 2 or 0 in image.shape[-2:]:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be a tensor (..., H, W) with H, W > 0, got {shape}")
-    return image

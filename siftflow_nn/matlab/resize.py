@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from siftflow_nn._checks import check_planes
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
 __all__ = ["apply_taps", "imresize", "resize_plan", "resize_weights"]
@@ -94,8 +95,7 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
         >>> imresize(torch.full((5, 5), 7, dtype=torch.uint8), out_size=(2, 3)).tolist()
         [[7, 7, 7], [7, 7, 7]]
     """
-    if not isinstance(image, torch.Tensor) or image.dim() < 2 or 0 in image.shape[-2:]:
-        raise ValueError(f"image must be a tensor (..., H, W) with H, W > 0, got {_describe(image)}")
+    check_planes(image)
     if (scale is None) == (out_size is None):
         raise ValueError("give one of scale and out_size")
     if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
@@ -111,10 +111,6 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
         if was_uint8:
             values = back_to_class(values, True).double()
     return back_to_class(values, was_uint8)
-
-
-def _describe(value) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:

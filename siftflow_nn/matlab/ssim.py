@@ -2,7 +2,8 @@
 
 import torch
 
-from siftflow_nn.matlab.filters import _checked, gaussian_filter
+from siftflow_nn._checks import check_planes
+from siftflow_nn.matlab.filters import gaussian_filter
 
 __all__ = ["ssim"]
 
@@ -27,7 +28,7 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
         >>> ssim(image, image).flatten().tolist()
         [1.0, 1.0]
     """
-    _checked(image1), _checked(image2)
+    check_planes(image1, "image1"), check_planes(image2, "image2")
     if image1.shape != image2.shape or image1.dtype != image2.dtype:
         raise ValueError(
             f"image1 and image2 must have one shape and dtype, got {tuple(image1.shape)} {image1.dtype} "

@@ -36,6 +36,7 @@ import torch
 
 from siftflow_nn import matlab
 from siftflow_nn.descriptor import sift_flow_descriptor, to_uint8
+from siftflow_nn.flow.sift_flow import SIFTFlow
 from siftflow_nn.io import read_image
 
 __all__ = [
@@ -181,8 +182,6 @@ def _halves(image: torch.Tensor) -> torch.Tensor:
 def _flow(unwarped: torch.Tensor, scan: torch.Tensor, schedule: str = "2010") -> torch.Tensor:
     """evalUnwarp's flow (scan to photo) from ``benchmark_pair``'s uint8 images (``schedule``:
     the release's 2010 driver, which the scripts call; "2009" to compare with older numbers)."""
-    from siftflow_nn.flow.sift_flow import SIFTFlow
-
     matcher = SIFTFlow(schedule=schedule, derivative="release")
     halves = [_halves(image) for image in (scan, unwarped)]
     height, width = halves[0].shape[-2:]
@@ -191,14 +190,14 @@ def _flow(unwarped: torch.Tensor, scan: torch.Tensor, schedule: str = "2010") ->
             f"the scan's benchmark size halved is {height} x {width}, too narrow for SIFT flow's 4 levels "
             f"(at least {matcher.minimum_size()} pixels a side): is it a page?"
         )
-    # float64, as the original's C++: its uint8 entries then agree but for exact rounding ties.
-    sift1, sift2 = (
-        to_uint8(sift_flow_descriptor(half.double() / 255, _CELL_SIZE, derivative="release")).contiguous(
-            memory_format=torch.channels_last
-        )
-        for half in halves
-    )
-    return matcher.match(sift1, sift2)[0]
+    return matcher.match(*(_release_descriptor(half) for half in halves))[0]
+
+
+def _release_descriptor(half: torch.Tensor) -> torch.Tensor:
+    """``mexDenseSIFT(im2double(half), 3, 1)`` as uint8, channels last (the compiled solver's
+    layout). In float64, as the original's C++: its uint8 entries then agree but for rounding ties."""
+    descriptor = sift_flow_descriptor(half.double() / 255, _CELL_SIZE, derivative="release")
+    return to_uint8(descriptor).contiguous(memory_format=torch.channels_last)
 
 
 def _mean_length(flow: torch.Tensor) -> torch.Tensor:
