@@ -14,23 +14,25 @@ gives the original's messages, labels and energies, iteration by iteration:
 - ``hierarchy`` coarser copies of the field (2 x 2 blocks) run 20 iterations each first and seed
   the messages (the original's ``generateCoarserLevel`` / ``propagateFinerLevel``).
 
-A sweep needs, at each pixel, only the messages its left and upper neighbours (right and lower,
-going backwards) sent in the same sweep. So the blocks on one anti-diagonal of a grid of blocks are
-independent: they run in parallel, and the result does not depend on the number of threads.
+The sweeps themselves are in ``_bp_sweeps.py`` (16 scan lines at a time); this module holds the
+terms of the energy, the coarser and finer copies of a field, and ``solve``, which drives them.
 
 Arrays (C order): ``data`` ``(H, W, L, L)`` int32 indexed ``[y, x, b, a]`` (vertical label ``b``,
-horizontal ``a``); ``offsets`` ``(2, H, W)`` int32; ``range_costs`` ``(2, H, W, L)``; ``spatial``
-``(2, H, W, 4, L)``, the message into a pixel from its left, right, upper and lower neighbour;
-``dual`` ``(2, H, W, L)``, the message into a layer from the other one at the same pixel. The
-kernels index them flat, and take ``labels``, a tuple of ``L`` zeros, only for its length: numba
+horizontal ``a``); ``offsets`` ``(2, H, W)`` int32; ``range_costs`` ``(2, H, W, L)``; messages
+``(2, H, W, 4, L)`` (from the left, right, upper and lower neighbour) and ``(2, H, W, L)`` (from the
+other layer). The kernels take ``labels``, a tuple of ``L`` zeros, only for its length: numba
 compiles one version per tuple length, in which the label loops have a constant trip count.
 """
+
+import math
 
 import numba
 import numpy as np
 
+from siftflow_nn.flow import _bp_sweeps
+from siftflow_nn.flow._bp_sweeps import from_bands, to_bands
+
 HIERARCHY_ITERATIONS = 20  # iterations of every coarser copy of the field, as the original
-_BLOCK_ROWS, _BLOCK_COLS = 16, 256  # the unit of parallel work in a sweep
 _HISTOGRAM_BINS = 20000
 _NO_MATCH = -1  # a label whose match falls outside image 2, before the default score is known
 _FIRST_HISTOGRAM_MINIMUM = 32767  # the original starts its running minimum there
@@ -39,181 +41,6 @@ _FIRST_HISTOGRAM_MINIMUM = 32767  # the original starts its running minimum ther
 def label_token(window: int) -> tuple[int, ...]:
     """The ``labels`` argument of the kernels for a window of radius ``window``."""
     return (0,) * (2 * window + 1)
-
-
-@numba.njit(cache=True)
-def _send(belief, message, shift, from_first_pixel, s, d, labels):
-    """One spatial message: the distance transform of ``belief`` (changed in place) into
-    ``message``. ``shift`` is the receiver's offset minus the sender's."""
-    count = len(labels)
-    window = count // 2
-    lowest = belief[0]
-    for label in range(1, count):
-        lowest = min(lowest, belief[label])
-    threshold = np.int32(lowest + d)  # int + double stored in an int: truncated, as the original
-    # min(b, trunc(b' + s)) is the original's "b < b' + s ? b : (int)(b' + s)" for b, s >= 0, and
-    # compiles without branches.
-    for label in range(1, count):
-        belief[label] = min(belief[label], np.int32(belief[label - 1] + s))
-    for label in range(count - 2, -1, -1):
-        belief[label] = min(belief[label], np.int32(belief[label + 1] + s))
-    if abs(shift) > 2 * window:  # the windows do not overlap
-        sign = -1 if from_first_pixel else 1  # the original tests the sender's pixel index here
-        for label in range(count):
-            message[label] = np.int32(sign * label * s)
-    else:  # receiver label r is sender label r + shift; beyond the sender's window, + s per step
-        first = max(0, -shift)
-        last = min(count, count - shift)
-        for label in range(first, last):
-            message[label] = belief[label + shift]
-        for label in range(first - 1, -1, -1):
-            message[label] = np.int32(message[label + 1] + s)
-        for label in range(last, count):
-            message[label] = np.int32(message[label - 1] + s)
-    lowest = threshold
-    for label in range(count):
-        value = min(message[label], threshold)
-        message[label] = value
-        lowest = min(lowest, value)
-    for label in range(count):
-        message[label] -= lowest
-
-
-@numba.njit(cache=True)
-def _send_dual(belief, data, layer, message, labels):
-    """The message from ``layer`` to the other one at a pixel whose costs are ``data`` (``L * L``,
-    ``[b, a]``): per label of the other layer, the least data cost + belief over this layer's."""
-    count = len(labels)
-    for other in range(count):
-        if layer == 0:  # to the vertical label b: min over a of data[b, a] + belief[a]
-            row = data[other * count : (other + 1) * count]
-            best = row[0] + belief[0]
-            for label in range(1, count):
-                best = min(best, row[label] + belief[label])
-        else:  # to the horizontal label a: min over b of data[b, a] + belief[b]
-            best = data[other] + belief[0]
-            for label in range(1, count):
-                best = min(best, data[label * count + other] + belief[label])
-        message[other] = best
-    lowest = message[0]
-    for other in range(1, count):
-        lowest = min(lowest, message[other])
-    for other in range(count):
-        message[other] -= lowest
-
-
-@numba.njit(cache=True)
-def _argmin(values):
-    best = 0
-    for label in range(1, len(values)):
-        if values[label] < values[best]:  # the first label on ties, as the original
-            best = label
-    return best
-
-
-@numba.njit(cache=True)
-def _layer(spatial, dual, range_costs, layer):
-    """One layer's messages, dual messages and range costs, as flat arrays."""
-    size = spatial.shape[1] * spatial.shape[2] * spatial.shape[4]
-    messages = spatial.reshape(-1)[layer * 4 * size : (layer + 1) * 4 * size]
-    return (
-        messages,
-        dual.reshape(-1)[layer * size : (layer + 1) * size],
-        range_costs.reshape(-1)[layer * size : (layer + 1) * size],
-    )
-
-
-@numba.njit(cache=True)
-def _belief(messages, into, costs, pixel, out, labels):
-    """A pixel's belief in one layer: range cost + dual message + the 4 spatial messages, into ``out``."""
-    count = len(labels)
-    slots = messages[pixel * 4 * count : (pixel + 1) * 4 * count]  # left, right, above, below
-    own, own_costs = into[pixel * count : (pixel + 1) * count], costs[pixel * count : (pixel + 1) * count]
-    for label in range(count):
-        out[label] = (
-            own[label] + own_costs[label] + slots[label] + slots[count + label] + slots[2 * count + label]
-            + slots[3 * count + label]
-        )  # fmt: skip
-
-
-@numba.njit(cache=True)
-def _neighbour(forward, direction, x, y, width, height):
-    """``BP_S``'s two messages per pixel: ``(receiver offset, slot excluded, receiver's slot)``, or
-    a receiver offset of 0 where the pixel has no neighbour that way. Slots: left, right, above, below."""
-    if forward and direction == 0 and x < width - 1:
-        return 1, 1, 0
-    if forward and direction == 1 and y < height - 1:
-        return width, 3, 2
-    if not forward and direction == 0 and x > 0:
-        return -1, 0, 1
-    if not forward and direction == 1 and y > 0:
-        return -width, 2, 3
-    return 0, 0, 0
-
-
-@numba.njit(cache=True)
-def _sweep_block(spatial, dual, range_costs, offsets, data, iteration, rows, cols, s, d, labels_out, labels):
-    """Visit one block of pixels in raster order (reverse raster going backwards): ``BP_S``'s loop.
-
-    With ``labels_out`` non-empty, also label both layers of every visited pixel: at the visit, a
-    pixel's messages already hold their values at the end of the sweep.
-    """
-    count = len(labels)
-    height, width = offsets.shape[1], offsets.shape[2]
-    layer, forward, with_dual = iteration % 2, iteration % 4 < 2, iteration % 8 < 4
-    messages, into, costs = _layer(spatial, dual, range_costs, layer)
-    other_messages, other_into, other_costs = _layer(spatial, dual, range_costs, 1 - layer)
-    offset = offsets.reshape(-1)[layer * height * width : (layer + 1) * height * width]
-    flat_data = data.reshape(-1)
-    total, belief = np.empty(count, np.int32), np.empty(count, np.int32)
-    for row_index in range(rows[1] - rows[0]):
-        y = rows[0] + row_index if forward else rows[1] - 1 - row_index
-        for col_index in range(cols[1] - cols[0]):
-            x = cols[0] + col_index if forward else cols[1] - 1 - col_index
-            pixel = y * width + x
-            _belief(messages, into, costs, pixel, total, labels)
-            for direction in range(2):  # each message leaves out what its receiver sent
-                step, excluded, slot = _neighbour(forward, direction, x, y, width, height)
-                if step != 0:
-                    excluded_message = messages[(pixel * 4 + excluded) * count : (pixel * 4 + excluded + 1) * count]
-                    for label in range(count):
-                        belief[label] = total[label] - excluded_message[label]
-                    start = ((pixel + step) * 4 + slot) * count
-                    shift = offset[pixel + step] - offset[pixel]
-                    _send(belief, messages[start : start + count], shift, pixel == 0, s, d, labels)
-            if with_dual:
-                own = into[pixel * count : (pixel + 1) * count]
-                for label in range(count):
-                    belief[label] = total[label] - own[label]
-                cell = flat_data[pixel * count * count : (pixel + 1) * count * count]
-                _send_dual(belief, cell, layer, other_into[pixel * count : (pixel + 1) * count], labels)
-            if labels_out.shape[1] > 0:
-                labels_out[layer, y, x] = _argmin(total)
-                if with_dual:  # otherwise the other layer's belief, and label, did not change
-                    _belief(other_messages, other_into, other_costs, pixel, belief, labels)
-                    labels_out[1 - layer, y, x] = _argmin(belief)
-
-
-@numba.njit(cache=True, parallel=True)
-def sweep(spatial, dual, range_costs, offsets, data, iteration, s, d, labels_out, labels):
-    """One iteration of ``BP_S``, as a wavefront over blocks; labels both layers when
-    ``labels_out`` ``(2, H, W)`` is non-empty (pass a ``(2, 0, 0)`` array to skip that)."""
-    height, width = offsets.shape[1], offsets.shape[2]
-    forward = iteration % 4 < 2
-    block_rows = (height + _BLOCK_ROWS - 1) // _BLOCK_ROWS
-    block_cols = (width + _BLOCK_COLS - 1) // _BLOCK_COLS
-    for diagonal in range(block_rows + block_cols - 1):
-        first_row = max(0, diagonal - block_cols + 1)
-        last_row = min(diagonal, block_rows - 1)
-        for index in numba.prange(last_row - first_row + 1):
-            block_row = first_row + index
-            block_col = diagonal - block_row
-            if not forward:  # the wavefront starts at the bottom-right corner
-                block_row = block_rows - 1 - block_row
-                block_col = block_cols - 1 - block_col
-            rows = (block_row * _BLOCK_ROWS, min(height, (block_row + 1) * _BLOCK_ROWS))
-            cols = (block_col * _BLOCK_COLS, min(width, (block_col + 1) * _BLOCK_COLS))
-            _sweep_block(spatial, dual, range_costs, offsets, data, iteration, rows, cols, s, d, labels_out, labels)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -272,21 +99,6 @@ def coarser(data, offsets):
             coarse_offsets[0, y, x] = abs(sum_x) // count * (1 if sum_x >= 0 else -1)
             coarse_offsets[1, y, x] = abs(sum_y) // count * (1 if sum_y >= 0 else -1)
     return coarse_data.reshape((coarse_h, coarse_w) + data.shape[2:]), coarse_offsets
-
-
-@numba.njit(cache=True)
-def finer(messages, height, width):
-    """``propagateFinerLevel``: every pixel of the finer grid starts from its 2 x 2 block's messages."""
-    layers, coarse_h, coarse_w = messages.shape[:3]
-    size = messages[0, 0, 0].size
-    coarse = messages.reshape(layers, coarse_h, coarse_w, size)
-    out = np.empty((layers, height, width, size), np.int32)
-    for layer in range(layers):
-        for y in range(height):
-            for x in range(width):
-                for index in range(size):
-                    out[layer, y, x, index] = coarse[layer, y // 2, x // 2, index]
-    return out.reshape((layers, height, width) + messages.shape[3:])
 
 
 @numba.njit(cache=True, parallel=True)
@@ -369,35 +181,62 @@ def solve(
         The labels ``(2, H, W)`` int32 (horizontal, vertical) after the last iteration, and the
         energy after every iteration, ``(iterations,)`` float64.
     """
-    s, d = _exact(s), _exact(d)
     labels = label_token(window)
+    # All values are integers >= 0, so the original's int + double stored in an int adds the floor.
+    far = np.array([int(label * s) for label in range(len(labels))], np.int32)  # the no-overlap ramp
+    steps = (np.int32(math.floor(s)), np.int32(math.floor(d)), far)
     fields = [(data, offsets, range_costs_of(offsets, window, gamma))]
     for depth in range(1, hierarchy + 1):
         coarse_data, coarse_offsets = coarser(fields[-1][0], fields[-1][1])
         fields.append((coarse_data, coarse_offsets, range_costs_of(coarse_offsets, window, gamma / 2**depth)))
+    with _bp_sweeps.vectorised():
+        return _solve_fields(fields, labels, steps, iterations, _exact(s), _exact(d))
+
+
+def _solve_fields(fields, labels, steps, iterations, s, d):
+    """``solve`` on its fields, finest first: the coarsest copies first, then the field itself."""
     spatial = dual = None
-    no_labels = np.zeros((2, 0, 0), np.int32)
-    for depth in range(hierarchy, -1, -1):
+    no_labels = np.zeros((2, 0, 0, 0), np.int32)
+    for depth in range(len(fields) - 1, -1, -1):
         level_data, level_offsets, level_range = fields[depth]
-        _, height, width = level_offsets.shape
+        size = level_offsets.shape[1:]
         if spatial is None:
-            spatial = np.zeros((2, height, width, 4, len(labels)), np.int32)
-            dual = np.zeros((2, height, width, len(labels)), np.int32)
-        else:
-            spatial, dual = finer(spatial, height, width), finer(dual, height, width)
+            spatial = _bp_sweeps.zeros(size, (4, len(labels)))
+            dual = _bp_sweeps.zeros(size, (len(labels),))
+        else:  # the coarser copy's messages, each copied to its 2 x 2 block
+            spatial, dual = _bp_sweeps.finer(spatial, size), _bp_sweeps.finer(dual, size)
+            fields.pop()  # its messages live on in this copy; its terms are done with
+        terms = (
+            _layers_to_bands(level_range),
+            _layers_to_bands(level_offsets),
+            to_bands(level_data.reshape(*size, -1)),
+        )
         # The original also labels and scores the coarser copies after each iteration; nothing
         # depends on that, so here only the field itself is labelled.
         for iteration in range(HIERARCHY_ITERATIONS if depth else 0):
-            sweep(spatial, dual, level_range, level_offsets, level_data, iteration, s, d, no_labels, labels)
-        if depth:
-            fields.pop()  # its messages live on in the finer copy; its terms are done with
-    field_range = fields[0][2]
-    labels_xy = np.zeros((2,) + offsets.shape[1:], np.int32)
+            _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *steps, no_labels, labels)
+    data, offsets, field_range = fields[0]
+    band_labels = np.zeros((2, *spatial.shape[1:3], _bp_sweeps.LANES), np.int32)
     energies = np.zeros(iterations)
     for iteration in range(iterations):
-        sweep(spatial, dual, field_range, offsets, data, iteration, s, d, labels_xy, labels)
+        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *steps, band_labels, labels)
+        labels_xy = _layers_from_bands(band_labels, size)
         energies[iteration] = energy(labels_xy, offsets, data, field_range, s, d)
     return labels_xy, energies
+
+
+def _layers_to_bands(array: np.ndarray) -> np.ndarray:
+    """``(2, H, W, *rest)`` -> ``(2, bands, steps, *rest, LANES)`` (see ``_bp_sweeps``)."""
+    layers, height, width, *rest = array.shape
+    banded = [to_bands(np.ascontiguousarray(layer).reshape(height, width, -1)) for layer in array]
+    return np.stack(banded).reshape(layers, *banded[0].shape[:2], *rest, _bp_sweeps.LANES)
+
+
+def _layers_from_bands(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The inverse of ``_layers_to_bands``: ``(2, H, W, *rest)``."""
+    layers, bands, steps, *rest = array.shape
+    flat = [from_bands(np.ascontiguousarray(layer).reshape(bands, steps, -1, rest[-1]), *size) for layer in array]
+    return np.stack(flat).reshape(layers, *size, *rest[:-1])
 
 
 def _exact(value: float) -> int | float:

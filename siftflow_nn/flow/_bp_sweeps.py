@@ -1,0 +1,359 @@
+"""SIFT Flow's belief-propagation sweeps (numba), ``LANES`` scan lines at a time.
+
+Ce Liu's ``BPFlow::BP_S`` visits the pixels in raster order (reverse raster going backwards), and
+a pixel's messages need only those its left and upper neighbours (right and lower) sent in the
+same sweep. So pixel ``(x, y)`` does not depend on ``(x - 1, y + 1)``: in a band of ``LANES`` rows,
+the pixels of one anti-diagonal are independent, and the sweeps visit them together, one SIMD lane
+per row. Any order that keeps those two dependencies gives the original's messages exactly.
+
+Layout ("bands"): pixel ``(x, y)`` lives in band ``y // LANES``, at step ``x + y % LANES + 1``, in
+lane ``y % LANES``. An ``(H, W, R)`` array becomes ``(bands, W + LANES + 1, R, LANES)``, lanes
+innermost, so that one step's values of a label are one contiguous vector. A pixel's right
+neighbour is the same lane at the next step, its lower neighbour the next lane at the next step
+(lane 0 of the next band, ``LANES - 1`` steps back, for the last lane). Steps 0 and
+``W + LANES`` and the lanes outside the image are padding: they compute on zeros, and what they
+send is 0 (a message into a pixel from outside the image stays 0, as in the original).
+
+Arrays: ``spatial`` ``(2, bands, steps, 4, L, LANES)`` int32, the message into a pixel from its
+left, right, upper and lower neighbour; ``dual`` ``(2, bands, steps, L, LANES)``, the message into a
+layer from the other one; ``range_costs`` like ``dual``; ``offsets`` ``(2, bands, steps, LANES)``;
+``data`` ``(bands, steps, L * L, LANES)`` indexed ``[b * L + a]`` (vertical label ``b``,
+horizontal ``a``). Layer 0 holds the horizontal labels, layer 1 the vertical ones.
+
+The arithmetic is the original's: its values here are all integers >= 0 (alpha, d and gamma are
+checked non-negative), so where it adds the double ``s`` or ``d`` to an int and stores an int,
+that is adding ``floor(s)`` or ``floor(d)`` (the callers pass those).
+"""
+
+import contextlib
+
+import numba
+import numpy as np
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+LANES = 16  # scan lines per band: one 512-bit vector of int32
+_BLOCK_STEPS = 32  # steps per unit of parallel work; at least LANES - 1 (see sweep)
+_LEFT, _RIGHT, _ABOVE, _BELOW = 0, 1, 2, 3  # message slots: where the message comes from
+
+
+@contextlib.contextmanager
+def vectorised():
+    """Compile what runs inside with LLVM's SLP vectoriser, which numba leaves off by default
+    (``NUMBA_SLP_VECTORIZE``; numba reads its config module at each compilation). It turns the
+    sweeps' unrolled lane loops into 16-wide vector code: 4-6x faster sweeps. The loop
+    vectoriser cannot: it runs after constant 16-trip loops have been unrolled."""
+    saved = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba.config.SLP_VECTORIZE = saved
+
+
+@numba.njit(cache=True, parallel=True)
+def to_bands(array):
+    """``(H, W, R)`` -> ``(bands, W + LANES + 1, R, LANES)``, zeros in the padding."""
+    height, width, rest = array.shape
+    out = np.zeros(((height + LANES - 1) // LANES, width + LANES + 1, rest, LANES), array.dtype)
+    for band in numba.prange(out.shape[0]):  # in the order of the output, one step's block at a time
+        for step in range(1, width + LANES):
+            for lane in range(min(LANES, height - band * LANES)):
+                x = step - 1 - lane
+                if 0 <= x < width:
+                    for index in range(rest):
+                        out[band, step, index, lane] = array[band * LANES + lane, x, index]
+    return out
+
+
+@numba.njit(cache=True)
+def from_bands(bands, height, width):
+    """The inverse of ``to_bands``: ``(H, W, R)``."""
+    rest = bands.shape[2]
+    out = np.empty((height, width, rest), bands.dtype)
+    for y in range(height):
+        band, lane = y // LANES, y % LANES
+        for x in range(width):
+            for index in range(rest):
+                out[y, x, index] = bands[band, x + lane + 1, index, lane]
+    return out
+
+
+def zeros(size: tuple[int, int], rest: tuple[int, ...]) -> np.ndarray:
+    """Both layers' messages of an ``(H, W)`` field, all 0, in bands: ``(2, bands, steps, *rest, LANES)``."""
+    height, width = size
+    return np.zeros((2, (height + LANES - 1) // LANES, width + LANES + 1, *rest, LANES), np.int32)
+
+
+def finer(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The original's ``propagateFinerLevel`` in bands: every pixel of the ``size`` field starts
+    from the messages of its 2 x 2 block in the coarser field (``coarse``, from ``zeros``)."""
+    layers, _, _, *rest, lanes = coarse.shape
+    out = zeros(size, tuple(rest))
+    flat = out.reshape(layers, *out.shape[1:3], -1, lanes)
+    _copy_to_finer(coarse.reshape(layers, *coarse.shape[1:3], -1, lanes), *size, flat)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _copy_to_finer(coarse, height, width, out):
+    for band in numba.prange(out.shape[1]):  # in the order of the output
+        lanes = min(LANES, height - band * LANES)
+        for layer in range(out.shape[0]):
+            for step in range(1, width + LANES):
+                for index in range(out.shape[3]):
+                    for lane in range(lanes):
+                        x, coarse_y = step - 1 - lane, (band * LANES + lane) // 2
+                        if 0 <= x < width:
+                            coarse_step = x // 2 + coarse_y % LANES + 1
+                            out[layer, band, step, index, lane] = coarse[
+                                layer, coarse_y // LANES, coarse_step, index, coarse_y % LANES
+                            ]
+
+
+@numba.njit(cache=True, parallel=True)
+def sweep(spatial, dual, range_costs, offsets, data, iteration, size, s, d, far, labels_out, labels):
+    """One iteration of ``BP_S`` on a field of ``size = (H, W)`` pixels in bands.
+
+    Iteration ``n`` updates layer ``n % 2``, forwards (messages sent right and down) when
+    ``n % 4 < 2``, and sends the dual messages too when ``n % 8 < 4``. ``s``, ``d``: the integer
+    parts of the smoothness weight and truncation; ``far[r] = floor(r * s)``, the original's message
+    where the two pixels' windows do not overlap. With ``labels_out`` ``(2, bands, steps, LANES)``
+    (pass ``(2, 0, 0, 0)`` to skip), both layers of every pixel are labelled as it is visited: its
+    messages then hold their values at the end of the sweep.
+
+    Blocks of ``_BLOCK_STEPS`` steps run in parallel on diagonals ``2 * band + block``: a block
+    needs the one before it in its band, and the upper band's up to ``LANES - 1`` steps ahead. The
+    result does not depend on the number of threads.
+    """
+    bands, steps = spatial.shape[1], spatial.shape[2] - 2
+    blocks = (steps + _BLOCK_STEPS - 1) // _BLOCK_STEPS
+    forward = iteration % 4 < 2
+    for diagonal in range(2 * (bands - 1) + blocks):
+        first_band = max(0, (diagonal - blocks + 2) // 2)
+        last_band = min(bands - 1, diagonal // 2)
+        for index in numba.prange(last_band - first_band + 1):
+            band = first_band + index
+            block = diagonal - 2 * band
+            if not forward:  # the wavefront starts at the bottom-right corner
+                band, block = bands - 1 - band, blocks - 1 - block
+            first = 1 + block * _BLOCK_STEPS
+            last = min(first + _BLOCK_STEPS, steps + 1)
+            terms = (spatial, dual, range_costs, offsets, data)
+            _sweep_block(*terms, iteration, band, first, last, size, s, d, far, labels_out, labels)
+
+
+@numba.njit(cache=True)
+def _sweep_block(
+    spatial, dual, range_costs, offsets, data, iteration, band, first, last, size, s, d, far, labels_out, labels
+):
+    """Steps ``first`` to ``last - 1`` of one band (backwards: from ``last - 1`` down).
+
+    The big arrays are indexed whole (a view per step would cost numba two reference-count
+    calls); the per-step vectors live on the stack, where LLVM keeps them in registers.
+    """
+    count = len(labels)
+    height, width = size
+    bands, final_step = spatial.shape[1], spatial.shape[2] - 1
+    layer, forward, with_dual = iteration % 2, iteration % 4 < 2, iteration % 8 < 4
+    other = 1 - layer
+    total = numba.carray(_stack_vectors(labels), (count, LANES))
+    belief = numba.carray(_stack_vectors(labels), (count, LANES))
+    message = numba.carray(_stack_vectors(labels), (count, LANES))
+    lane = numba.carray(_stack_lanes(4), (4, LANES))  # per-lane scratch: receiver offset, sends, two more
+    for index in range(last - first):
+        step = first + index if forward else last - 1 - index
+        _belief(spatial, dual, range_costs, layer, band, step, total, labels)
+        # along the row: to the same lane at the next (previous) step
+        target = step + 1 if forward else step - 1
+        for k in range(LANES):
+            x, y = step - 1 - k, band * LANES + k
+            receiver_x = x + 1 if forward else x - 1
+            lane[1, k] = (x >= 0) & (x < width) & (y < height) & (receiver_x >= 0) & (receiver_x < width)
+            lane[0, k] = offsets[layer, band, target, k]
+        excluded, slot = (_RIGHT, _LEFT) if forward else (_LEFT, _RIGHT)
+        origin = band == 0 and step == 1  # the original's sign quirk tests for the sender at pixel 0
+        _message(total, spatial, layer, band, step, excluded, offsets, lane, origin, s, d, far, belief, message, labels)
+        for label in range(count):
+            for k in range(LANES):
+                spatial[layer, band, target, slot, label, k] = message[label, k]
+        # down the column: to the next (previous) lane at the next (previous) step
+        for k in range(LANES):
+            x, y = step - 1 - k, band * LANES + k
+            receiver_y = y + 1 if forward else y - 1
+            lane[1, k] = (x >= 0) & (x < width) & (y < height) & (receiver_y >= 0) & (receiver_y < height)
+        if forward:
+            for k in range(LANES - 1):
+                lane[0, k] = offsets[layer, band, step + 1, k + 1]
+            spills = band + 1 < bands and step >= LANES - 1  # the last lane sends to the next band
+            lane[0, LANES - 1] = offsets[layer, band + 1, step - LANES + 1, 0] if spills else 0
+        else:
+            for k in range(1, LANES):
+                lane[0, k] = offsets[layer, band, step - 1, k - 1]
+            spills = band > 0 and step + LANES - 1 <= final_step  # lane 0 sends to the band above
+            lane[0, 0] = offsets[layer, band - 1, step + LANES - 1, LANES - 1] if spills else 0
+        excluded, slot = (_BELOW, _ABOVE) if forward else (_ABOVE, _BELOW)
+        _message(total, spatial, layer, band, step, excluded, offsets, lane, origin, s, d, far, belief, message, labels)
+        for label in range(count):
+            if forward:
+                for k in range(LANES - 1):
+                    spatial[layer, band, step + 1, slot, label, k + 1] = message[label, k]
+                if spills:
+                    spatial[layer, band + 1, step - LANES + 1, slot, label, 0] = message[label, LANES - 1]
+            else:
+                for k in range(1, LANES):
+                    spatial[layer, band, step - 1, slot, label, k - 1] = message[label, k]
+                if spills:
+                    spatial[layer, band - 1, step + LANES - 1, slot, label, LANES - 1] = message[label, 0]
+        if with_dual:
+            _dual_message(total, dual, data, layer, band, step, belief, message, lane, labels)
+        if labels_out.shape[1] > 0:
+            _argmin(total, labels_out, layer, band, step, lane, labels)
+            if with_dual:  # otherwise the other layer's belief, and label, did not change
+                _belief(spatial, dual, range_costs, other, band, step, belief, labels)
+                _argmin(belief, labels_out, other, band, step, lane, labels)
+
+
+# The helpers below keep every lane value int32 (numba widens int32 arithmetic to int64; the
+# explicit int32 lets LLVM vectorise 16 lanes per instruction instead of 8).
+_i32 = np.int32
+
+
+@numba.njit(cache=True, inline="always")
+def _belief(spatial, dual, range_costs, layer, band, step, out, labels):
+    """A step's beliefs in one layer: range cost + dual message + the 4 spatial messages."""
+    for label in range(len(labels)):
+        for k in range(LANES):
+            out[label, k] = _i32(
+                range_costs[layer, band, step, label, k] + dual[layer, band, step, label, k]
+                + spatial[layer, band, step, 0, label, k] + spatial[layer, band, step, 1, label, k]
+                + spatial[layer, band, step, 2, label, k] + spatial[layer, band, step, 3, label, k]
+            )  # fmt: skip
+
+
+@numba.njit(cache=True, inline="always")
+def _message(total, spatial, layer, band, step, excluded, offsets, lane, origin, s, d, far, h, out, labels):
+    """The messages of one step's lanes to their neighbours one way, into ``out``: the
+    truncated-L1 distance transform of the sender's belief without what the receiver sent (slot
+    ``excluded``; O(L), Felzenszwalb and Huttenlocher 2006), read at the receiver's labels (the
+    windows are shifted by the offset difference), capped at min + d, normalised; 0 where
+    ``lane[1]`` says a lane has no neighbour that way. ``lane[0]``: the receivers' offsets."""
+    count = len(labels)
+    for label in range(count):
+        for k in range(LANES):
+            h[label, k] = _i32(total[label, k] - spatial[layer, band, step, excluded, label, k])
+    threshold, shift = lane[2], lane[3]
+    for k in range(LANES):
+        threshold[k] = h[0, k]
+        shift[k] = _i32(lane[0, k] - offsets[layer, band, step, k])
+    for label in range(1, count):
+        for k in range(LANES):
+            threshold[k] = min(threshold[k], h[label, k])
+    for k in range(LANES):
+        threshold[k] = _i32(threshold[k] + d)
+    for label in range(1, count):
+        for k in range(LANES):
+            h[label, k] = min(h[label, k], _i32(h[label - 1, k] + s))
+    for label in range(count - 2, -1, -1):
+        for k in range(LANES):
+            h[label, k] = min(h[label, k], _i32(h[label + 1, k] + s))
+    last = _i32(count - 1)
+    for label in range(count):
+        # receiver label r is sender label j = r + shift; beyond the sender's window, + s per step
+        ramp = far[label]
+        for k in range(LANES):
+            j = _i32(label + shift[k])
+            inside = min(max(j, _i32(0)), last)
+            value = _i32(abs(_i32(j - inside)) * s)
+            value = _i32(value + h[inside, k])  # a gather across the lanes
+            # where the windows do not overlap, the original's ramp (negative from pixel 0)
+            value = value if abs(shift[k]) <= last else (-ramp if origin and k == 0 else ramp)
+            out[label, k] = min(value, threshold[k])
+    lowest = lane[2]  # the threshold is one of the candidates
+    for label in range(count):
+        for k in range(LANES):
+            lowest[k] = min(lowest[k], out[label, k])
+    for label in range(count):
+        for k in range(LANES):
+            out[label, k] = _i32(_i32(out[label, k] - lowest[k]) * lane[1, k])
+
+
+@numba.njit(cache=True, inline="always")
+def _dual_message(total, dual, data, layer, band, step, belief, out, lane, labels):
+    """The message from ``layer`` to the other one at each lane's pixel: per label of the other
+    layer, the least data cost + belief (without what the other layer sent) over this layer's."""
+    count = len(labels)
+    for label in range(count):
+        for k in range(LANES):
+            belief[label, k] = _i32(total[label, k] - dual[layer, band, step, label, k])
+    if layer == 0:  # to the vertical label b: min over a of data[b, a] + belief[a]
+        for target in range(count):
+            for k in range(LANES):
+                out[target, k] = _i32(data[band, step, target * count, k] + belief[0, k])
+            for source in range(1, count):
+                for k in range(LANES):
+                    cost = data[band, step, target * count + source, k]
+                    out[target, k] = min(out[target, k], _i32(cost + belief[source, k]))
+    else:  # to the horizontal label a: min over b of data[b, a] + belief[b]
+        for k in range(LANES):
+            for target in range(count):
+                out[target, k] = _i32(data[band, step, target, k] + belief[0, k])
+        for source in range(1, count):
+            for target in range(count):
+                for k in range(LANES):
+                    cost = data[band, step, source * count + target, k]
+                    out[target, k] = min(out[target, k], _i32(cost + belief[source, k]))
+    lowest = lane[2]
+    for k in range(LANES):
+        lowest[k] = out[0, k]
+    for target in range(1, count):
+        for k in range(LANES):
+            lowest[k] = min(lowest[k], out[target, k])
+    for target in range(count):
+        for k in range(LANES):
+            dual[1 - layer, band, step, target, k] = _i32(out[target, k] - lowest[k])
+
+
+@numba.njit(cache=True, inline="always")
+def _argmin(values, labels_out, layer, band, step, lane, labels):
+    """Per lane, the label of the least value (the first on ties, as the original)."""
+    count = len(labels)
+    best, which = lane[2], lane[3]
+    for k in range(LANES):
+        best[k] = values[0, k]
+    for label in range(1, count):
+        for k in range(LANES):
+            best[k] = min(best[k], values[label, k])
+    for k in range(LANES):
+        which[k] = _i32(count - 1)
+    for label in range(count - 2, -1, -1):  # down to the first label that reaches the least value
+        for k in range(LANES):
+            which[k] = _i32(label) if values[label, k] == best[k] else which[k]
+    for k in range(LANES):
+        labels_out[layer, band, step, k] = which[k]
+
+
+@intrinsic(prefer_literal=True)
+def _stack_vectors(typingctx, labels):
+    """A ``len(labels) x LANES`` int32 buffer on the stack (its size known when numba compiles)."""
+    size = labels.count * LANES
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, llvm_ir.IntType(32), size=size)
+
+    return types.CPointer(types.int32)(labels), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _stack_lanes(typingctx, rows):
+    """A ``rows x LANES`` int32 buffer on the stack (``rows``: a literal int)."""
+    if not isinstance(rows, types.IntegerLiteral):
+        return None
+    size = rows.literal_value * LANES
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, llvm_ir.IntType(32), size=size)
+
+    return types.CPointer(types.int32)(rows), codegen

@@ -1,0 +1,108 @@
+"""The compiled sweeps (16 scan lines at a time) against BP_S written out pixel by pixel in raster
+order, as the original's C++ reads: on fields that do not fill their bands, with fractional
+smoothness and truncation, and offsets far enough apart that windows do not overlap."""
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from siftflow_nn.flow import _bp_kernels, _bp_sweeps  # noqa: E402
+
+# Neighbour per (forward, direction): step (dx, dy), the slot left out of the belief, the
+# receiver's slot. Slots: the message from the left, right, upper, lower neighbour.
+_NEIGHBOURS = {
+    (True, 0): ((1, 0), 1, 0),
+    (True, 1): ((0, 1), 3, 2),
+    (False, 0): ((-1, 0), 0, 1),
+    (False, 1): ((0, -1), 2, 3),
+}
+
+
+def _send(belief, shift, from_origin, s, d):
+    """The original's message: int + double stored in an int (truncated) at every step."""
+    count = len(belief)
+    window = count // 2
+    threshold = int(min(belief) + d)
+    h = list(belief)
+    for label in range(1, count):
+        h[label] = min(h[label], int(h[label - 1] + s))
+    for label in range(count - 2, -1, -1):
+        h[label] = min(h[label], int(h[label + 1] + s))
+    message = [0] * count
+    if abs(shift) > 2 * window:
+        sign = -1 if from_origin else 1
+        message = [int(sign * label * s) for label in range(count)]
+    else:
+        first, last = max(0, -shift), min(count, count - shift)
+        for label in range(first, last):
+            message[label] = h[label + shift]
+        for label in range(first - 1, -1, -1):
+            message[label] = int(message[label + 1] + s)
+        for label in range(last, count):
+            message[label] = int(message[label - 1] + s)
+    message = [min(value, threshold) for value in message]
+    lowest = min(message)
+    return [value - lowest for value in message]
+
+
+def _reference(data, offsets, window, s, d, gamma, iterations):
+    """Labels after the last iteration and each iteration's energy, pixel by pixel."""
+    count = 2 * window + 1
+    _, height, width = offsets.shape
+    costs = [[[[int(gamma * abs(offsets[n, y, x] + k - window)) for k in range(count)] for x in range(width)]
+              for y in range(height)] for n in range(2)]  # fmt: skip
+    spatial = np.zeros((2, height, width, 4, count), np.int64)
+    dual = np.zeros((2, height, width, count), np.int64)
+    energies = []
+    for iteration in range(iterations):
+        layer, forward, with_dual = iteration % 2, iteration % 4 < 2, iteration % 8 < 4
+        pixels = [(y, x) for y in range(height) for x in range(width)]
+        for y, x in pixels if forward else pixels[::-1]:
+            total = np.array(costs[layer][y][x]) + dual[layer, y, x] + spatial[layer, y, x].sum(0)
+            for direction in range(2):
+                (dx, dy), excluded, slot = _NEIGHBOURS[forward, direction]
+                if 0 <= x + dx < width and 0 <= y + dy < height:
+                    shift = int(offsets[layer, y + dy, x + dx] - offsets[layer, y, x])
+                    belief = [int(v) for v in total - spatial[layer, y, x, excluded]]
+                    spatial[layer, y + dy, x + dx, slot] = _send(belief, shift, y == x == 0, s, d)
+            if with_dual:
+                belief = total - dual[layer, y, x]
+                cell = data[y, x] if layer == 0 else data[y, x].T  # [other label, this layer's label]
+                message = (cell + belief[None, :]).min(1)
+                dual[1 - layer, y, x] = message - message.min()
+        beliefs = np.array(costs)[..., :] + dual + spatial.sum(3)
+        labels = beliefs.argmin(-1).astype(np.int32)  # the first on ties, as the original
+        energies.append(_bp_kernels.energy(labels, offsets, data, np.array(costs, np.int32), s, d))
+    return labels, np.array(energies)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "window", "s", "d"),
+    [(19, 21, 1, 1.5, 7.3), (35, 9, 2, 510, 10200), (7, 30, 2, 3.25, 1e9)],
+)
+def test_sweeps_equal_the_original_raster_order(height, width, window, s, d):
+    rng = np.random.default_rng(height * width)
+    count = 2 * window + 1
+    data = rng.integers(0, 60, (height, width, count, count)).astype(np.int32)
+    offsets = rng.integers(-4, 5, (2, height, width)).astype(np.int32)  # some windows do not overlap
+    labels, energies = _bp_kernels.solve(data, offsets, window, s, d, 0.7, 10, hierarchy=0)
+    expected_labels, expected_energies = _reference(data, offsets, window, s, d, 0.7, 10)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(energies, expected_energies)
+
+
+def test_bands_round_trip_and_finer_copies_each_2x2_block():
+    rng = np.random.default_rng(0)
+    field = rng.integers(-50, 50, (37, 23, 3)).astype(np.int32)
+    banded = _bp_sweeps.to_bands(field)
+    assert banded.shape == (math.ceil(37 / _bp_sweeps.LANES), 23 + _bp_sweeps.LANES + 1, 3, _bp_sweeps.LANES)
+    np.testing.assert_array_equal(_bp_sweeps.from_bands(banded, 37, 23), field)
+    assert np.abs(banded).sum() == np.abs(field).sum()  # the padding holds zeros
+    coarse = np.stack([_bp_sweeps.to_bands(field), _bp_sweeps.to_bands(-field)])
+    fine = _bp_sweeps.finer(coarse, (73, 45))
+    expected = field.repeat(2, 0).repeat(2, 1)[:73, :45]
+    np.testing.assert_array_equal(_bp_sweeps.from_bands(fine[0], 73, 45), expected)
+    np.testing.assert_array_equal(_bp_sweeps.from_bands(fine[1], 73, 45), -expected)
