@@ -297,8 +297,8 @@ def _dual_message(total, dual, data, layer, band, step, belief, out, lane, label
                     cost = data[band, step, target * count + source, k]
                     out[target, k] = min(out[target, k], _i32(cost + belief[source, k]))
     else:  # to the horizontal label a: min over b of data[b, a] + belief[b]
-        for k in range(LANES):
-            for target in range(count):
+        for target in range(count):
+            for k in range(LANES):
                 out[target, k] = _i32(data[band, step, target, k] + belief[0, k])
         for source in range(1, count):
             for target in range(count):

@@ -150,9 +150,10 @@ def descriptor_pyramid(sift: torch.Tensor, num_levels: int, schedule: str = "200
 def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2009") -> list[np.ndarray]:
     """``descriptor_pyramid`` for one ``(H, W, D)`` uint8 array, with the compiled kernels.
 
-    Channels are independent, so they go through all levels a chunk at a time: the intermediates
-    stay small (a few tens of MB), and are recycled from chunk to chunk. The 2010 steps keep
-    uint8 between passes, as MATLAB does, and never hold a float64 image.
+    Channels are independent: the 2009 steps, in float64, take them through all levels a chunk
+    at a time, so that the intermediates stay small (a few tens of MB) and are recycled from chunk
+    to chunk. The 2010 steps keep uint8 between passes, as MATLAB does, and never hold a float64
+    image: they take all channels at once (the resize's inner loops run over the channels).
     """
     height, width, channels = sift.shape
     sizes = level_sizes(height, width, num_levels)
@@ -166,10 +167,12 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
 
     if schedule == "2010":  # per level: the resize's tables, rows first (as resize_plan orders them)
         steps, tables = _steps_2010_hwc, [matlab.resize_plan(size, 0.5)[0] for size in sizes[:-1]]
+        chunk_size = channels
     else:  # per level: the composed filter-and-resize tables along x and y
         steps, tables = _steps_2009_hwc, [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
-    for start in range(0, channels, _CHANNEL_CHUNK):
-        chunk = slice(start, start + _CHANNEL_CHUNK)
+        chunk_size = _CHANNEL_CHUNK
+    for start in range(0, channels, chunk_size):
+        chunk = slice(start, start + chunk_size)
         steps(sift[:, :, chunk], sizes, tables, [level[:, :, chunk] for level in levels[1:]], buffer)
     return levels
 
