@@ -306,11 +306,7 @@ def _dual_message(total, dual, data, layer, band, step, belief, out, lane, label
                     cost = data[band, step, source * count + target, k]
                     out[target, k] = min(out[target, k], _i32(cost + belief[source, k]))
     lowest = lane[2]
-    for k in range(LANES):
-        lowest[k] = out[0, k]
-    for target in range(1, count):
-        for k in range(LANES):
-            lowest[k] = min(lowest[k], out[target, k])
+    _least(out, lowest, count)
     for target in range(count):
         for k in range(LANES):
             dual[1 - layer, band, step, target, k] = _i32(out[target, k] - lowest[k])
@@ -321,11 +317,7 @@ def _argmin(values, labels_out, layer, band, step, lane, labels):
     """Per lane, the label of the least value (the first on ties, as the original)."""
     count = len(labels)
     best, which = lane[2], lane[3]
-    for k in range(LANES):
-        best[k] = values[0, k]
-    for label in range(1, count):
-        for k in range(LANES):
-            best[k] = min(best[k], values[label, k])
+    _least(values, best, count)
     for k in range(LANES):
         which[k] = _i32(count - 1)
     for label in range(count - 2, -1, -1):  # down to the first label that reaches the least value
@@ -333,6 +325,16 @@ def _argmin(values, labels_out, layer, band, step, lane, labels):
             which[k] = _i32(label) if values[label, k] == best[k] else which[k]
     for k in range(LANES):
         labels_out[layer, band, step, k] = which[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _least(values, out, count):
+    """Per lane, the least of the first ``count`` label vectors of ``values``, into ``out``."""
+    for k in range(LANES):
+        out[k] = values[0, k]
+    for label in range(1, count):
+        for k in range(LANES):
+            out[k] = min(out[k], values[label, k])
 
 
 @intrinsic(prefer_literal=True)
