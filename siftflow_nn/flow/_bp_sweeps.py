@@ -43,8 +43,9 @@ _LEFT, _RIGHT, _ABOVE, _BELOW = 0, 1, 2, 3  # message slots: where the message c
 def vectorised():
     """Compile what runs inside with LLVM's SLP vectoriser, which numba leaves off by default
     (``NUMBA_SLP_VECTORIZE``; numba reads its config module at each compilation). It turns the
-    sweeps' unrolled lane loops into 16-wide vector code: 4-6x faster sweeps. The loop
-    vectoriser cannot: it runs after constant 16-trip loops have been unrolled."""
+    sweeps' unrolled lane loops into 16-wide vector code: about 4x faster sweeps. The loop
+    vectoriser cannot: it runs after constant 16-trip loops have been unrolled. Call the sweeps
+    only inside (``_bp_kernels.solve`` does): numba caches what it compiled, slow or not."""
     saved = numba.config.SLP_VECTORIZE
     numba.config.SLP_VECTORIZE = 1
     try:

@@ -1,7 +1,8 @@
 """The compiled SIFT Flow solver (numba, CPU): the original's sweeps on uint8 descriptors.
 
 ``CompiledSolver`` is what ``SIFTFlow`` uses for CPU tensors when numba is installed; its kernels
-are ``_bp_kernels.py`` (belief propagation, data term) and ``_pyramid_kernels.py`` (pyramid).
+are ``_bp_kernels.py`` (the terms and the in-level hierarchy), ``_bp_sweeps.py`` (the
+belief-propagation sweeps, 16 rows at a time) and ``_pyramid_kernels.py`` (pyramid).
 Batch items go one at a time, each on all of torch's threads (``torch.set_num_threads``).
 """
 
