@@ -30,7 +30,6 @@ import numba
 import numpy as np
 
 from siftflow_nn.flow import _bp_sweeps
-from siftflow_nn.flow._bp_sweeps import from_bands, to_bands
 
 HIERARCHY_ITERATIONS = 20  # iterations of every coarser copy of the field, as the original
 _HISTOGRAM_BINS = 20000
@@ -184,16 +183,16 @@ def solve(
     labels = label_token(window)
     # All values are integers >= 0, so the original's int + double stored in an int adds the floor.
     far = np.array([int(label * s) for label in range(len(labels))], np.int32)  # the no-overlap ramp
-    steps = (np.int32(math.floor(s)), np.int32(math.floor(d)), far)
+    smoothness = (np.int32(math.floor(s)), np.int32(math.floor(d)), far)
     fields = [(data, offsets, range_costs_of(offsets, window, gamma))]
     for depth in range(1, hierarchy + 1):
         coarse_data, coarse_offsets = coarser(fields[-1][0], fields[-1][1])
         fields.append((coarse_data, coarse_offsets, range_costs_of(coarse_offsets, window, gamma / 2**depth)))
     with _bp_sweeps.vectorised():
-        return _solve_fields(fields, labels, steps, iterations, _exact(s), _exact(d))
+        return _solve_fields(fields, labels, smoothness, iterations, _exact(s), _exact(d))
 
 
-def _solve_fields(fields, labels, steps, iterations, s, d):
+def _solve_fields(fields, labels, smoothness, iterations, s, d):
     """``solve`` on its fields, finest first: the coarsest copies first, then the field itself."""
     spatial = dual = None
     no_labels = np.zeros((2, 0, 0, 0), np.int32)
@@ -207,36 +206,22 @@ def _solve_fields(fields, labels, steps, iterations, s, d):
             spatial, dual = _bp_sweeps.finer(spatial, size), _bp_sweeps.finer(dual, size)
             fields.pop()  # its messages live on in this copy; its terms are done with
         terms = (
-            _layers_to_bands(level_range),
-            _layers_to_bands(level_offsets),
-            to_bands(level_data.reshape(*size, -1)),
+            _bp_sweeps.layers_to_bands(level_range),
+            _bp_sweeps.layers_to_bands(level_offsets),
+            _bp_sweeps.to_bands(level_data.reshape(*size, -1)),
         )
         # The original also labels and scores the coarser copies after each iteration; nothing
         # depends on that, so here only the field itself is labelled.
         for iteration in range(HIERARCHY_ITERATIONS if depth else 0):
-            _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *steps, no_labels, labels)
+            _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, no_labels, labels)
     data, offsets, field_range = fields[0]
     band_labels = np.zeros((2, *spatial.shape[1:3], _bp_sweeps.LANES), np.int32)
     energies = np.zeros(iterations)
     for iteration in range(iterations):
-        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *steps, band_labels, labels)
-        labels_xy = _layers_from_bands(band_labels, size)
+        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, band_labels, labels)
+        labels_xy = _bp_sweeps.layers_from_bands(band_labels, size)
         energies[iteration] = energy(labels_xy, offsets, data, field_range, s, d)
     return labels_xy, energies
-
-
-def _layers_to_bands(array: np.ndarray) -> np.ndarray:
-    """``(2, H, W, *rest)`` -> ``(2, bands, steps, *rest, LANES)`` (see ``_bp_sweeps``)."""
-    layers, height, width, *rest = array.shape
-    banded = [to_bands(np.ascontiguousarray(layer).reshape(height, width, -1)) for layer in array]
-    return np.stack(banded).reshape(layers, *banded[0].shape[:2], *rest, _bp_sweeps.LANES)
-
-
-def _layers_from_bands(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The inverse of ``_layers_to_bands``: ``(2, H, W, *rest)``."""
-    layers, bands, steps, *rest = array.shape
-    flat = [from_bands(np.ascontiguousarray(layer).reshape(bands, steps, -1, rest[-1]), *size) for layer in array]
-    return np.stack(flat).reshape(layers, *size, *rest[:-1])
 
 
 def _exact(value: float) -> int | float:

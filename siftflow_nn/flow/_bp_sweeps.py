@@ -82,6 +82,20 @@ def from_bands(bands, height, width):
     return out
 
 
+def layers_to_bands(array: np.ndarray) -> np.ndarray:
+    """Both layers: ``(2, H, W, *rest)`` -> ``(2, bands, steps, *rest, LANES)``."""
+    layers, height, width, *rest = array.shape
+    banded = [to_bands(np.ascontiguousarray(layer).reshape(height, width, -1)) for layer in array]
+    return np.stack(banded).reshape(layers, *banded[0].shape[:2], *rest, LANES)
+
+
+def layers_from_bands(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The inverse of ``layers_to_bands``: ``(2, H, W, *rest)``."""
+    layers, bands, steps, *rest = array.shape
+    flat = [from_bands(np.ascontiguousarray(layer).reshape(bands, steps, -1, rest[-1]), *size) for layer in array]
+    return np.stack(flat).reshape(layers, *size, *rest[:-1])
+
+
 def zeros(size: tuple[int, int], rest: tuple[int, ...]) -> np.ndarray:
     """Both layers' messages of an ``(H, W)`` field, all 0, in bands: ``(2, bands, steps, *rest, LANES)``."""
     height, width = size
@@ -289,6 +303,7 @@ def _dual_message(total, dual, data, layer, band, step, belief, out, lane, label
     for label in range(count):
         for k in range(LANES):
             belief[label, k] = _i32(total[label, k] - dual[layer, band, step, label, k])
+    # One loop nest per layer, so that every index is a constant once the label loops are unrolled.
     if layer == 0:  # to the vertical label b: min over a of data[b, a] + belief[a]
         for target in range(count):
             for k in range(LANES):
