@@ -61,8 +61,8 @@ def stages(photo: torch.Tensor, scan: torch.Tensor) -> dict[str, float]:
     halves = [docunet._halves(image) for image in (scan, unwarped)]
     lap("blur + halve")
     sifts = [docunet._release_descriptor(half) for half in halves]
-    lap("descriptors (float64)")
-    SIFTFlow(schedule="2010", derivative="release").match(*sifts)
+    lap("descriptors (float64, to uint8)")
+    SIFTFlow(schedule="2010", derivative="release").match(*sifts, energies="none")  # as docunet_metrics
     lap("SIFT flow (2010)")
     seconds["total"] = sum(seconds.values())
     return seconds
@@ -141,9 +141,9 @@ def part_original(binary: str | None, count: int) -> None:
         unwarped, scan = docunet.benchmark_pair(*pair(index))
         sifts = [docunet._release_descriptor(docunet._halves(image)) for image in (scan, unwarped)]
         matcher = SIFTFlow(schedule="2010", derivative="release")
-        matcher.match(*sifts)  # warm
+        matcher.match(*sifts, energies="none")  # warm
         start = time.perf_counter()
-        ours = matcher.match(*sifts)[0]
+        ours = matcher.match(*sifts, energies="none")[0]
         ours_seconds = time.perf_counter() - start
         pyramids = [[level[0] for level in CompiledSolver().pyramid(sift, 4, "2010")] for sift in sifts]
         with tempfile.TemporaryDirectory() as folder:

@@ -81,7 +81,10 @@ def sift_flow_descriptor(
             ported) or ``"release"``: the SIFT flow release's ``mexDenseSIFT``, with the 5-tap
             derivative ``[1 -8 0 8 -1] / 12`` (what DocUNet's evaluation and MATLAB users call).
         out: a tensor of the result's shape, dtype and device to write the result into, as torch's
-            ``out=`` arguments do (returned). For loops that recycle one buffer; no autograd.
+            ``out=`` arguments do (returned). For loops that recycle one buffer; no autograd. A
+            uint8 ``out`` (any memory format, e.g. ``torch.channels_last``, the SIFT flow
+            matcher's) receives ``to_uint8`` of the result without a float result ever existing
+            whole (on the CPU 2-3x faster than ``to_uint8(sift_flow_descriptor(image))``).
 
     Returns:
         ``(B, 16 * num_bins * len(cell_size), H', W')`` with ``H' = H // step_size`` (boundary

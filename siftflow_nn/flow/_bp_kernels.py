@@ -14,14 +14,13 @@ gives the original's messages, labels and energies, iteration by iteration:
 - ``hierarchy`` coarser copies of the field (2 x 2 blocks) run 20 iterations each first and seed
   the messages (the original's ``generateCoarserLevel`` / ``propagateFinerLevel``).
 
-The sweeps themselves are in ``_bp_sweeps.py`` (16 scan lines at a time); this module holds the
-terms of the energy, the coarser and finer copies of a field, and ``solve``, which drives them.
-
-Arrays (C order): ``data`` ``(H, W, L, L)`` int32 indexed ``[y, x, b, a]`` (vertical label ``b``,
-horizontal ``a``); ``offsets`` ``(2, H, W)`` int32; ``range_costs`` ``(2, H, W, L)``; messages
-``(2, H, W, 4, L)`` (from the left, right, upper and lower neighbour) and ``(2, H, W, L)`` (from the
-other layer). The kernels take ``labels``, a tuple of ``L`` zeros, only for its length: numba
-compiles one version per tuple length, in which the label loops have a constant trip count.
+The sweeps themselves are in ``_bp_sweeps.py``; this module holds the terms of the energy, the
+coarser copies of a field, and ``solve``, which drives them. Every term is kept in the band layout
+of ``_bands.py`` (``B`` bands, ``S`` steps, ``LANES`` lanes): ``data`` ``(B, S, L * L, LANES)``
+int32 indexed ``[b * L + a]`` (vertical label ``b``, horizontal ``a``), ``range_costs``
+``(2, B, S, L, LANES)``, ``labels`` ``(2, B, S, LANES)``; ``offsets`` stay ``(2, H, W)`` int32. The
+kernels take ``labels``, a tuple of ``L`` zeros, only for its length: numba compiles one version per
+tuple length, in which the label loops have a constant trip count.
 """
 
 import math
@@ -30,11 +29,13 @@ import numba
 import numpy as np
 
 from siftflow_nn.flow import _bp_sweeps
+from siftflow_nn.flow._bands import LANES, band_count, finer, layers_from_bands, layers_to_bands, pixel_of, zeros
 
 HIERARCHY_ITERATIONS = 20  # iterations of every coarser copy of the field, as the original
 _HISTOGRAM_BINS = 20000
 _NO_MATCH = -1  # a label whose match falls outside image 2, before the default score is known
 _FIRST_HISTOGRAM_MINIMUM = 32767  # the original starts its running minimum there
+_i32 = np.int32  # numba widens int32 arithmetic to int64: the casts keep vector code 32 bits wide
 
 
 def label_token(window: int) -> tuple[int, ...]:
@@ -43,107 +44,75 @@ def label_token(window: int) -> tuple[int, ...]:
 
 
 @numba.njit(cache=True, parallel=True)
-def energy(labels_xy, offsets, data, range_costs, s, d):
-    """The SIFT Flow energy of a labelling ``(2, H, W)``, as the original's ``GetEnergy``."""
-    height, width = offsets.shape[1], offsets.shape[2]
-    per_row = np.zeros(height)
-    for y in numba.prange(height):
-        total = 0.0
-        for x in range(width):
-            for layer in range(2):
-                flow = labels_xy[layer, y, x] + offsets[layer, y, x]
-                if x < width - 1:
-                    total += min(abs(flow - labels_xy[layer, y, x + 1] - offsets[layer, y, x + 1]) * s, d)
-                if y < height - 1:
-                    total += min(abs(flow - labels_xy[layer, y + 1, x] - offsets[layer, y + 1, x]) * s, d)
-                total += range_costs[layer, y, x, labels_xy[layer, y, x]]
-            total += data[y, x, labels_xy[1, y, x], labels_xy[0, y, x]]
-        per_row[y] = total
-    return per_row.sum()  # integers when s and d are: exact in any order
-
-
-@numba.njit(cache=True)
-def range_costs_of(offsets, window, gamma):
-    """``trunc(gamma * |offset + label - window|)``: the original's small-displacement term."""
-    _, height, width = offsets.shape
-    out = np.empty((2, height, width, 2 * window + 1), np.int32)
-    for layer in range(2):
-        for y in range(height):
-            for x in range(width):
-                for label in range(2 * window + 1):
-                    out[layer, y, x, label] = np.int32(gamma * abs(float(offsets[layer, y, x] + label - window)))
-    return out
-
-
-@numba.njit(cache=True)
-def coarser(data, offsets):
-    """The original's ``generateCoarserLevel``: 2 x 2 blocks, data summed, offsets averaged by C
-    integer division (toward zero); an odd last row or column makes smaller blocks."""
-    _, height, width = offsets.shape
-    coarse_h, coarse_w = (height + 1) // 2, (width + 1) // 2
-    cell = data.shape[2] * data.shape[3]
-    fine = data.reshape(height, width, cell)
-    coarse_data = np.zeros((coarse_h, coarse_w, cell), np.int32)
-    coarse_offsets = np.empty((2, coarse_h, coarse_w), np.int32)
-    for y in range(coarse_h):
-        for x in range(coarse_w):
-            sum_x = sum_y = count = 0
-            for fine_y in range(2 * y, min(2 * y + 2, height)):
-                for fine_x in range(2 * x, min(2 * x + 2, width)):
-                    for index in range(cell):
-                        coarse_data[y, x, index] += fine[fine_y, fine_x, index]
-                    sum_x += offsets[0, fine_y, fine_x]
-                    sum_y += offsets[1, fine_y, fine_x]
-                    count += 1
-            coarse_offsets[0, y, x] = abs(sum_x) // count * (1 if sum_x >= 0 else -1)
-            coarse_offsets[1, y, x] = abs(sum_y) // count * (1 if sum_y >= 0 else -1)
-    return coarse_data.reshape((coarse_h, coarse_w) + data.shape[2:]), coarse_offsets
-
-
-@numba.njit(cache=True, parallel=True)
 def data_term(sift1, sift2, offsets, window):
-    """The original's ``ComputeDataTerm``: L1 distances of uint8 descriptors, int32 ``(H, W, L, L)``.
+    """The original's ``ComputeDataTerm`` in bands: L1 distances of uint8 descriptors.
 
-    ``sift1``, ``sift2``: ``(H, W, D)`` uint8. A match outside image 2 costs the original's default
-    score: the median of the in-image costs from a 20000-bin histogram, truncated to an integer.
+    ``sift1``, ``sift2``: ``(H, W, D)`` uint8, C-contiguous; ``offsets`` ``(2, H, W)``. Returns
+    ``(B, S, L * L, LANES)`` int32, zeros in the padding. A match outside image 2 costs the
+    original's default score: the median of the in-image costs from a 20000-bin histogram,
+    truncated to an integer.
     """
     height, width, channels = sift1.shape
     count = 2 * window + 1
-    costs = np.empty((height, width, count, count), np.int32)
-    row_low = np.full(height, _FIRST_HISTOGRAM_MINIMUM, np.int32)
-    row_high = np.zeros(height, np.int32)
-    for y in numba.prange(height):
-        low, high = row_low[y], row_high[y]
-        for x in range(width):
-            for b in range(count):
-                target_y = y + offsets[1, y, x] + b - window
-                for a in range(count):
-                    target_x = x + offsets[0, y, x] + a - window
-                    if target_x < 0 or target_x >= width or target_y < 0 or target_y >= height:
-                        costs[y, x, b, a] = _NO_MATCH
-                        continue
-                    total = np.int32(0)
-                    for c in range(channels):
-                        total += abs(np.int32(sift1[y, x, c]) - np.int32(sift2[target_y, target_x, c]))
-                    costs[y, x, b, a] = total
-                    low, high = min(low, total), max(high, total)
-        row_low[y], row_high[y] = low, high
-    default = _default_score(costs, row_low.min(), row_high.max())
-    flat = costs.reshape(-1)
-    for index in numba.prange(flat.shape[0]):
-        if flat[index] == _NO_MATCH:
-            flat[index] = default
+    bands = band_count(height)
+    costs = np.zeros((bands, width + LANES + 1, count * count, LANES), np.int32)
+    flat1, flat2 = sift1.reshape(-1), sift2.reshape(-1)
+    band_low = np.full(bands, _FIRST_HISTOGRAM_MINIMUM, np.int32)
+    band_high = np.zeros(bands, np.int32)
+    for band in numba.prange(bands):
+        low, high = band_low[band], band_high[band]
+        # Row by row: neighbouring pixels' windows overlap, so image 2's rows stay in cache (the
+        # band's costs, written a lane at a time, fit in L2).
+        for lane in range(min(LANES, height - band * LANES)):
+            y = band * LANES + lane
+            for x in range(width):
+                step = x + lane + 1
+                start1 = (y * width + x) * channels
+                for b in range(count):
+                    target_y = y + offsets[1, y, x] + b - window
+                    for a in range(count):
+                        target_x = x + offsets[0, y, x] + a - window
+                        if target_x < 0 or target_x >= width or target_y < 0 or target_y >= height:
+                            costs[band, step, b * count + a, lane] = _NO_MATCH
+                            continue
+                        total = _sum_of_differences(
+                            flat1, start1, flat2, (target_y * width + target_x) * channels, channels
+                        )
+                        costs[band, step, b * count + a, lane] = total
+                        low, high = min(low, total), max(high, total)
+        band_low[band], band_high[band] = low, high
+    default = _default_score(costs, height, width, band_low.min(), band_high.max())
+    for band in numba.prange(bands):
+        block = costs[band].reshape(-1)
+        for index in range(block.shape[0]):
+            if block[index] == _NO_MATCH:
+                block[index] = default
     return costs
 
 
+@numba.njit(cache=True, inline="always")
+def _sum_of_differences(flat1, start1, flat2, start2, length):
+    """``sum |flat1[start1 + c] - flat2[start2 + c]|`` over ``c < length``, uint8 entries. In int32
+    and with unsigned indices (no wrap-around test), which LLVM turns into ``psadbw``."""
+    total = _i32(0)
+    for c in range(length):
+        total = _i32(total + abs(_i32(_i32(flat1[np.uintp(start1 + c)]) - _i32(flat2[np.uintp(start2 + c)]))))
+    return total
+
+
 @numba.njit(cache=True)
-def _default_score(costs, low, high):
+def _default_score(costs, height, width, low, high):
     """The original's median of the in-image costs (0 when there are none): a 20000-bin histogram
     over ``[0, high]`` with the interval ``(high - low) / 20000``, the first bin holding half."""
     counts = np.zeros(high + 1, np.int64)  # counts[v]: how many in-image costs equal v
-    for value in costs.reshape(-1):
-        if value != _NO_MATCH:
-            counts[value] += 1
+    for band in range(costs.shape[0]):
+        for step in range(costs.shape[1]):
+            for lane in range(LANES):
+                if pixel_of(band, step, lane, height, width)[2]:
+                    for index in range(costs.shape[2]):
+                        value = costs[band, step, index, lane]
+                        if value != _NO_MATCH:
+                            counts[value] += 1
     total = counts.sum()
     if total == 0:
         return 0
@@ -161,6 +130,97 @@ def _default_score(costs, low, high):
     return 0
 
 
+@numba.njit(cache=True, parallel=True)
+def range_costs(offsets, window, gamma):
+    """``trunc(gamma * |offset + label - window|)`` in bands: the original's small-displacement term,
+    ``(2, B, S, L, LANES)``."""
+    _, height, width = offsets.shape
+    count = 2 * window + 1
+    out = np.zeros((2, band_count(height), width + LANES + 1, count, LANES), np.int32)
+    for band in numba.prange(out.shape[1]):
+        for layer in range(2):
+            for step in range(1, width + LANES):
+                for lane in range(LANES):
+                    x, y, inside = pixel_of(band, step, lane, height, width)
+                    if inside:
+                        for label in range(count):
+                            distance = abs(float(offsets[layer, y, x] + label - window))
+                            out[layer, band, step, label, lane] = np.int32(gamma * distance)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def coarser(data, offsets):
+    """The original's ``generateCoarserLevel``: 2 x 2 blocks, data summed (in bands), offsets
+    averaged by C integer division (toward zero); an odd last row or column makes smaller blocks.
+
+    ``data``: the field's ``(B, S, L * L, LANES)``; ``offsets``: ``(2, H, W)``. Returns the coarse
+    field's data and offsets in the same forms."""
+    _, height, width = offsets.shape
+    coarse_h, coarse_w = (height + 1) // 2, (width + 1) // 2
+    cell = data.shape[2]
+    coarse_data = np.zeros((band_count(coarse_h), coarse_w + LANES + 1, cell, LANES), np.int32)
+    for band in numba.prange(coarse_data.shape[0]):
+        for step in range(1, coarse_w + LANES):
+            for lane in range(LANES):
+                x, y, inside = pixel_of(band, step, lane, coarse_h, coarse_w)
+                if not inside:
+                    continue
+                for fine_y in range(2 * y, min(2 * y + 2, height)):
+                    fine_band, fine_lane = fine_y // LANES, fine_y % LANES
+                    for fine_x in range(2 * x, min(2 * x + 2, width)):
+                        fine_step = fine_x + fine_lane + 1
+                        for index in range(cell):
+                            coarse_data[band, step, index, lane] += data[fine_band, fine_step, index, fine_lane]
+    coarse_offsets = np.empty((2, coarse_h, coarse_w), np.int32)
+    for y in numba.prange(coarse_h):
+        for x in range(coarse_w):
+            for layer in range(2):
+                total = count = 0
+                for fine_y in range(2 * y, min(2 * y + 2, height)):
+                    for fine_x in range(2 * x, min(2 * x + 2, width)):
+                        total += offsets[layer, fine_y, fine_x]
+                        count += 1
+                coarse_offsets[layer, y, x] = abs(total) // count * (1 if total >= 0 else -1)
+    return coarse_data, coarse_offsets
+
+
+@numba.njit(cache=True, parallel=True)
+def energy(labels, offsets, data, range_costs, size, s, d):
+    """The SIFT Flow energy of a labelling, as the original's ``GetEnergy``; everything in bands
+    (``offsets`` too: ``(2, B, S, LANES)``)."""
+    height, width = size
+    count = range_costs.shape[3]
+    bands = labels.shape[1]
+    per_band = np.zeros(bands)
+    for band in numba.prange(bands):
+        total = 0.0
+        for step in range(1, width + LANES):
+            for lane in range(LANES):
+                x, y, inside = pixel_of(band, step, lane, height, width)
+                if not inside:
+                    continue
+                # the lower neighbour: the next lane one step on, or the next band's lane 0
+                spills = lane == LANES - 1
+                below_band = np.intp(band) + np.intp(spills)
+                below_step = step - LANES + 1 if spills else step + 1
+                below_lane = 0 if spills else lane + 1
+                for layer in range(2):
+                    label = labels[layer, band, step, lane]
+                    flow = label + offsets[layer, band, step, lane]
+                    if x < width - 1:
+                        right = labels[layer, band, step + 1, lane] + offsets[layer, band, step + 1, lane]
+                        total += min(abs(flow - right) * s, d)
+                    if y < height - 1:
+                        below = labels[layer, below_band, below_step, below_lane]
+                        below += offsets[layer, below_band, below_step, below_lane]
+                        total += min(abs(flow - below) * s, d)
+                    total += range_costs[layer, band, step, label, lane]
+                total += data[band, step, labels[1, band, step, lane] * count + labels[0, band, step, lane], lane]
+        per_band[band] = total
+    return per_band.sum()  # integers when s and d are: exact in any order
+
+
 def solve(
     data: np.ndarray,
     offsets: np.ndarray,
@@ -170,58 +230,60 @@ def solve(
     gamma: float,
     iterations: int,
     hierarchy: int,
+    energies: str = "every",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The original's ``ComputeRangeTerm`` and ``MessagePassing`` on one field.
 
     ``hierarchy`` coarser copies of the field run first, from the coarsest, 20 iterations each,
     each seeding the next finer one's messages; then ``iterations`` on the field itself.
 
+    Args:
+        data: the field's data term in bands (``data_term``); ``offsets``: ``(2, H, W)`` int32.
+        energies: ``"every"``: the energy after every iteration, as the original reports it;
+            ``"last"``: after the last one only; ``"none"``. The labels of the iterations whose
+            energy is not wanted are not computed (the sweeps' messages do not depend on them).
+
     Returns:
         The labels ``(2, H, W)`` int32 (horizontal, vertical) after the last iteration, and the
-        energy after every iteration, ``(iterations,)`` float64.
+        energies asked for, ``(iterations,)``, ``(1,)`` or ``(0,)`` float64.
     """
     labels = label_token(window)
     # All values are integers >= 0, so the original's int + double stored in an int adds the floor.
     far = np.array([int(label * s) for label in range(len(labels))], np.int32)  # the no-overlap ramp
     smoothness = (np.int32(math.floor(s)), np.int32(math.floor(d)), far)
-    fields = [(data, offsets, range_costs_of(offsets, window, gamma))]
+    fields = [(data, offsets, gamma)]
     for depth in range(1, hierarchy + 1):
-        coarse_data, coarse_offsets = coarser(fields[-1][0], fields[-1][1])
-        fields.append((coarse_data, coarse_offsets, range_costs_of(coarse_offsets, window, gamma / 2**depth)))
+        fields.append((*coarser(*fields[-1][:2]), gamma / 2**depth))
     with _bp_sweeps.vectorised():
-        return _solve_fields(fields, labels, smoothness, iterations, _exact(s), _exact(d))
+        return _solve_fields(fields, window, labels, smoothness, iterations, _exact(s), _exact(d), energies)
 
 
-def _solve_fields(fields, labels, smoothness, iterations, s, d):
+def _solve_fields(fields, window, labels, smoothness, iterations, s, d, energies):
     """``solve`` on its fields, finest first: the coarsest copies first, then the field itself."""
     spatial = dual = None
     no_labels = np.zeros((2, 0, 0, 0), np.int32)
     for depth in range(len(fields) - 1, -1, -1):
-        level_data, level_offsets, level_range = fields[depth]
-        size = level_offsets.shape[1:]
+        field_data, field_offsets, field_gamma = fields[depth]
+        size = field_offsets.shape[1:]
         if spatial is None:
-            spatial = _bp_sweeps.zeros(size, (4, len(labels)))
-            dual = _bp_sweeps.zeros(size, (len(labels),))
+            spatial, dual = zeros(size, (4, len(labels))), zeros(size, (len(labels),))
         else:  # the coarser copy's messages, each copied to its 2 x 2 block
-            spatial, dual = _bp_sweeps.finer(spatial, size), _bp_sweeps.finer(dual, size)
-            fields.pop()  # its messages live on in this copy; its terms are done with
-        terms = (
-            _bp_sweeps.layers_to_bands(level_range),
-            _bp_sweeps.layers_to_bands(level_offsets),
-            _bp_sweeps.to_bands(level_data.reshape(*size, -1)),
-        )
-        # The original also labels and scores the coarser copies after each iteration; nothing
-        # depends on that, so here only the field itself is labelled.
-        for iteration in range(HIERARCHY_ITERATIONS if depth else 0):
-            _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, no_labels, labels)
-    data, offsets, field_range = fields[0]
-    band_labels = np.zeros((2, *spatial.shape[1:3], _bp_sweeps.LANES), np.int32)
-    energies = np.zeros(iterations)
+            spatial, dual = finer(spatial, size), finer(dual, size)
+        terms = (range_costs(field_offsets, window, field_gamma), layers_to_bands(field_offsets), field_data)
+        if depth:  # the original also labels and scores the coarser copies; nothing depends on that
+            for iteration in range(HIERARCHY_ITERATIONS):
+                _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, no_labels, labels)
+            fields.pop()  # its messages live on in the finer copy; its terms are done with
+    band_labels = np.zeros((2, *spatial.shape[1:3], LANES), np.int32)
+    recorded = []
     for iteration in range(iterations):
-        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, band_labels, labels)
-        labels_xy = _bp_sweeps.layers_from_bands(band_labels, size)
-        energies[iteration] = energy(labels_xy, offsets, data, field_range, s, d)
-    return labels_xy, energies
+        last = iteration == iterations - 1
+        labelled = energies == "every" or last
+        out = band_labels if labelled else no_labels
+        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, out, labels, energies != "every")
+        if energies == "every" or (last and energies == "last"):
+            recorded.append(energy(band_labels, terms[1], terms[2], terms[0], size, s, d))
+    return layers_from_bands(band_labels, size), np.array(recorded, np.float64)
 
 
 def _exact(value: float) -> int | float:

@@ -1,18 +1,11 @@
 """SIFT Flow's belief-propagation sweeps (numba), ``LANES`` scan lines at a time.
 
-Ce Liu's ``BPFlow::BP_S`` visits the pixels in raster order (reverse raster going backwards), and
-a pixel's messages need only those its left and upper neighbours (right and lower) sent in the
-same sweep. So pixel ``(x, y)`` does not depend on ``(x - 1, y + 1)``: in a band of ``LANES`` rows,
-the pixels of one anti-diagonal are independent, and the sweeps visit them together, one SIMD lane
-per row. Any order that keeps those two dependencies gives the original's messages exactly.
-
-Layout ("bands"): pixel ``(x, y)`` lives in band ``y // LANES``, at step ``x + y % LANES + 1``, in
-lane ``y % LANES``. An ``(H, W, R)`` array becomes ``(bands, W + LANES + 1, R, LANES)``, lanes
-innermost, so that one step's values of a label are one contiguous vector. A pixel's right
-neighbour is the same lane at the next step, its lower neighbour the next lane at the next step
-(lane 0 of the next band, ``LANES - 1`` steps back, for the last lane). Steps 0 and
-``W + LANES`` and the lanes outside the image are padding: they compute on zeros, and what they
-send is 0 (a message into a pixel from outside the image stays 0, as in the original).
+Ce Liu's ``BPFlow::BP_S`` visits the pixels in raster order (reverse raster going backwards); a
+pixel's messages need only those its left and upper neighbours (right and lower) sent in the same
+sweep, so the pixels of one anti-diagonal of a band of ``LANES`` rows are independent, and the
+sweeps visit them together, one SIMD lane per row, in the layout of ``_bands.py``. Any order that
+keeps those two dependencies gives the original's messages exactly. The padding computes on zeros,
+and what it sends is 0 (a message into a pixel from outside the image stays 0, as in the original).
 
 Arrays: ``spatial`` ``(2, bands, steps, 4, L, LANES)`` int32, the message into a pixel from its
 left, right, upper and lower neighbour; ``dual`` ``(2, bands, steps, L, LANES)``, the message into a
@@ -34,7 +27,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LANES = 16  # scan lines per band: one 512-bit vector of int32
+from siftflow_nn.flow._bands import LANES
+
 _BLOCK_STEPS = 32  # steps per unit of parallel work; at least LANES - 1 (see sweep)
 _LEFT, _RIGHT, _ABOVE, _BELOW = 0, 1, 2, 3  # message slots: where the message comes from
 
@@ -55,89 +49,17 @@ def vectorised():
 
 
 @numba.njit(cache=True, parallel=True)
-def to_bands(array):
-    """``(H, W, R)`` -> ``(bands, W + LANES + 1, R, LANES)``, zeros in the padding."""
-    height, width, rest = array.shape
-    out = np.zeros(((height + LANES - 1) // LANES, width + LANES + 1, rest, LANES), array.dtype)
-    for band in numba.prange(out.shape[0]):  # in the order of the output, one step's block at a time
-        for step in range(1, width + LANES):
-            for lane in range(min(LANES, height - band * LANES)):
-                x = step - 1 - lane
-                if 0 <= x < width:
-                    for index in range(rest):
-                        out[band, step, index, lane] = array[band * LANES + lane, x, index]
-    return out
-
-
-@numba.njit(cache=True)
-def from_bands(bands, height, width):
-    """The inverse of ``to_bands``: ``(H, W, R)``."""
-    rest = bands.shape[2]
-    out = np.empty((height, width, rest), bands.dtype)
-    for y in range(height):
-        band, lane = y // LANES, y % LANES
-        for x in range(width):
-            for index in range(rest):
-                out[y, x, index] = bands[band, x + lane + 1, index, lane]
-    return out
-
-
-def layers_to_bands(array: np.ndarray) -> np.ndarray:
-    """Both layers: ``(2, H, W, *rest)`` -> ``(2, bands, steps, *rest, LANES)``."""
-    layers, height, width, *rest = array.shape
-    banded = [to_bands(np.ascontiguousarray(layer).reshape(height, width, -1)) for layer in array]
-    return np.stack(banded).reshape(layers, *banded[0].shape[:2], *rest, LANES)
-
-
-def layers_from_bands(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The inverse of ``layers_to_bands``: ``(2, H, W, *rest)``."""
-    layers, bands, steps, *rest = array.shape
-    flat = [from_bands(np.ascontiguousarray(layer).reshape(bands, steps, -1, rest[-1]), *size) for layer in array]
-    return np.stack(flat).reshape(layers, *size, *rest[:-1])
-
-
-def zeros(size: tuple[int, int], rest: tuple[int, ...]) -> np.ndarray:
-    """Both layers' messages of an ``(H, W)`` field, all 0, in bands: ``(2, bands, steps, *rest, LANES)``."""
-    height, width = size
-    return np.zeros((2, (height + LANES - 1) // LANES, width + LANES + 1, *rest, LANES), np.int32)
-
-
-def finer(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The original's ``propagateFinerLevel`` in bands: every pixel of the ``size`` field starts
-    from the messages of its 2 x 2 block in the coarser field (``coarse``, from ``zeros``)."""
-    layers, _, _, *rest, lanes = coarse.shape
-    out = zeros(size, tuple(rest))
-    flat = out.reshape(layers, *out.shape[1:3], -1, lanes)
-    _copy_to_finer(coarse.reshape(layers, *coarse.shape[1:3], -1, lanes), *size, flat)
-    return out
-
-
-@numba.njit(cache=True, parallel=True)
-def _copy_to_finer(coarse, height, width, out):
-    for band in numba.prange(out.shape[1]):  # in the order of the output
-        lanes = min(LANES, height - band * LANES)
-        for layer in range(out.shape[0]):
-            for step in range(1, width + LANES):
-                for index in range(out.shape[3]):
-                    for lane in range(lanes):
-                        x, coarse_y = step - 1 - lane, (band * LANES + lane) // 2
-                        if 0 <= x < width:
-                            coarse_step = x // 2 + coarse_y % LANES + 1
-                            out[layer, band, step, index, lane] = coarse[
-                                layer, coarse_y // LANES, coarse_step, index, coarse_y % LANES
-                            ]
-
-
-@numba.njit(cache=True, parallel=True)
-def sweep(spatial, dual, range_costs, offsets, data, iteration, size, s, d, far, labels_out, labels):
+def sweep(spatial, dual, range_costs, offsets, data, iteration, size, s, d, far, labels_out, labels, fresh=False):
     """One iteration of ``BP_S`` on a field of ``size = (H, W)`` pixels in bands.
 
     Iteration ``n`` updates layer ``n % 2``, forwards (messages sent right and down) when
     ``n % 4 < 2``, and sends the dual messages too when ``n % 8 < 4``. ``s``, ``d``: the integer
     parts of the smoothness weight and truncation; ``far[r] = floor(r * s)``, the original's message
     where the two pixels' windows do not overlap. With ``labels_out`` ``(2, bands, steps, LANES)``
-    (pass ``(2, 0, 0, 0)`` to skip), both layers of every pixel are labelled as it is visited: its
-    messages then hold their values at the end of the sweep.
+    (pass ``(2, 0, 0, 0)`` to skip), every pixel is labelled as it is visited (its messages then
+    hold their values at the end of the sweep): in the layer updated, and in the other one when the
+    dual messages changed its beliefs or when ``fresh`` says ``labels_out`` does not hold the
+    previous iteration's labels.
 
     Blocks of ``_BLOCK_STEPS`` steps run in parallel on diagonals ``2 * band + block``: a block
     needs the one before it in its band, and the upper band's up to ``LANES - 1`` steps ahead. The
@@ -157,12 +79,12 @@ def sweep(spatial, dual, range_costs, offsets, data, iteration, size, s, d, far,
             first = 1 + block * _BLOCK_STEPS
             last = min(first + _BLOCK_STEPS, steps + 1)
             terms = (spatial, dual, range_costs, offsets, data)
-            _sweep_block(*terms, iteration, band, first, last, size, s, d, far, labels_out, labels)
+            _sweep_block(*terms, iteration, band, first, last, size, s, d, far, labels_out, labels, fresh)
 
 
 @numba.njit(cache=True)
 def _sweep_block(
-    spatial, dual, range_costs, offsets, data, iteration, band, first, last, size, s, d, far, labels_out, labels
+    spatial, dual, range_costs, offsets, data, iteration, band, first, last, size, s, d, far, labels_out, labels, fresh
 ):
     """Steps ``first`` to ``last - 1`` of one band (backwards: from ``last - 1`` down).
 
@@ -226,7 +148,7 @@ def _sweep_block(
             _dual_message(total, dual, data, layer, band, step, belief, message, lane, labels)
         if labels_out.shape[1] > 0:
             _argmin(total, labels_out, layer, band, step, lane, labels)
-            if with_dual:  # otherwise the other layer's belief, and label, did not change
+            if with_dual or fresh:  # otherwise the other layer's belief, and label, did not change
                 _belief(spatial, dual, range_costs, other, band, step, belief, labels)
                 _argmin(belief, labels_out, other, band, step, lane, labels)
 
@@ -256,43 +178,60 @@ def _message(total, spatial, layer, band, step, excluded, offsets, lane, origin,
     windows are shifted by the offset difference), capped at min + d, normalised; 0 where
     ``lane[1]`` says a lane has no neighbour that way. ``lane[0]``: the receivers' offsets."""
     count = len(labels)
+    last = _i32(count - 1)
     for label in range(count):
         for k in range(LANES):
             h[label, k] = _i32(total[label, k] - spatial[layer, band, step, excluded, label, k])
-    threshold, shift = lane[2], lane[3]
-    for k in range(LANES):
-        threshold[k] = h[0, k]
-        shift[k] = _i32(lane[0, k] - offsets[layer, band, step, k])
+    for k in range(LANES):  # lane 2: the cap, min + d; lane 3: the shift of the receiver's window
+        lane[2, k] = h[0, k]
+        lane[3, k] = _i32(lane[0, k] - offsets[layer, band, step, k])
     for label in range(1, count):
         for k in range(LANES):
-            threshold[k] = min(threshold[k], h[label, k])
+            lane[2, k] = min(lane[2, k], h[label, k])
     for k in range(LANES):
-        threshold[k] = _i32(threshold[k] + d)
+        lane[2, k] = _i32(lane[2, k] + d)
     for label in range(1, count):
         for k in range(LANES):
             h[label, k] = min(h[label, k], _i32(h[label - 1, k] + s))
     for label in range(count - 2, -1, -1):
         for k in range(LANES):
             h[label, k] = min(h[label, k], _i32(h[label + 1, k] + s))
-    last = _i32(count - 1)
+    # Receiver label r reads the sender's label r + shift, and beyond the sender's window its edge
+    # value + s per label. The shift differs from lane to lane, but each lane's is one of a few
+    # values: one pass per shift that some lane has, with constant indices inside (no gather).
     for label in range(count):
-        # receiver label r is sender label j = r + shift; beyond the sender's window, + s per step
+        for k in range(LANES):
+            out[label, k] = h[label, k]
+    for shift in range(-last, last + 1):
+        if shift == 0 or not _any_lane_equal(lane, 3, shift):
+            continue
+        for label in range(count):
+            source = min(max(label + shift, 0), last)
+            beyond = _i32(abs(label + shift - source) * s)
+            for k in range(LANES):
+                out[label, k] = _i32(h[source, k] + beyond) if lane[3, k] == shift else out[label, k]
+    for label in range(count):  # where the windows do not overlap, the original's ramp
         ramp = far[label]
         for k in range(LANES):
-            j = _i32(label + shift[k])
-            inside = min(max(j, _i32(0)), last)
-            value = _i32(abs(_i32(j - inside)) * s)
-            value = _i32(value + h[inside, k])  # a gather across the lanes
-            # where the windows do not overlap, the original's ramp (negative from pixel 0)
-            value = value if abs(shift[k]) <= last else (-ramp if origin and k == 0 else ramp)
-            out[label, k] = min(value, threshold[k])
-    lowest = lane[2]  # the threshold is one of the candidates
+            out[label, k] = min(out[label, k] if abs(lane[3, k]) <= last else ramp, lane[2, k])
+    if origin and abs(lane[3, 0]) > last:  # the ramp is negative when the original sends from pixel 0
+        for label in range(count):
+            out[label, 0] = min(-far[label], lane[2, 0])
+    for label in range(count):  # the cap is one of the candidates: lane 2 becomes the least one
+        for k in range(LANES):
+            lane[2, k] = min(lane[2, k], out[label, k])
     for label in range(count):
         for k in range(LANES):
-            lowest[k] = min(lowest[k], out[label, k])
-    for label in range(count):
-        for k in range(LANES):
-            out[label, k] = _i32(_i32(out[label, k] - lowest[k]) * lane[1, k])
+            out[label, k] = _i32(_i32(out[label, k] - lane[2, k]) * lane[1, k])
+
+
+@numba.njit(cache=True, inline="always")
+def _any_lane_equal(lane, row, value):
+    """Whether some lane of ``lane[row]`` holds ``value``."""
+    found = _i32(0)
+    for k in range(LANES):
+        found |= _i32(lane[row, k] == value)
+    return found != 0
 
 
 @numba.njit(cache=True, inline="always")

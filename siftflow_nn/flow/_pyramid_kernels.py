@@ -2,6 +2,8 @@
 
 The same filters and summation orders as ``pyramid.descriptor_pyramid`` (the portable torch
 version, which the tests hold these to bit for bit), with the inner loops over contiguous memory.
+Indices that numba cannot tell are non-negative are cast to ``np.uintp``: numba then skips its
+wrap-around test for negative indices, which otherwise keeps LLVM from vectorising the loop.
 """
 
 import numba
@@ -20,7 +22,7 @@ def reduce_along_x(image, indices, weights, divisor, out):
         row = np.empty(width * channels)  # the row as contiguous float64
         for x in range(width):
             for c in range(channels):
-                row[x * channels + c] = image[y, x, c] / divisor
+                row[np.uintp(x * channels + c)] = image[y, x, c] / divisor
         for x in range(indices.shape[0]):
             target = out[y, x]
             target[:] = 0.0
@@ -79,7 +81,7 @@ def filter_to_uint8(image, taps, out):
             for x in range(-2, width + 2):
                 column = min(max(x, 0), width - 1)
                 for c in range(channels):
-                    padded[(x + 2) * channels + c] = source[column, c]
+                    padded[np.uintp((x + 2) * channels + c)] = source[column, c]
             row = ring[(r - first + 2) % 5]
             p0, p1, p2 = padded[:row_length], padded[channels:], padded[2 * channels :]
             p3, p4 = padded[3 * channels :], padded[4 * channels :]
@@ -95,30 +97,42 @@ def filter_to_uint8(image, taps, out):
                     flat[i] = np.uint8(min(max(np.floor(value + 0.5), 0.0), 255.0))
 
 
-@numba.njit(cache=True, parallel=True)
-def resize_to_uint8(image, y_indices, y_weights, x_indices, x_weights, out):
-    """MATLAB's ``imresize`` of a uint8 image: along y (``y_indices``, ``y_weights``: one table
-    row per output row), rounded to uint8, then along x, rounded again; the taps summed in order.
+_i32 = np.int32  # numba widens int32 arithmetic to int64: the casts keep vector code 32 bits wide
 
+
+@numba.njit(cache=True, parallel=True)
+def resize_to_uint8_dyadic(image, y_indices, y_taps, x_indices, x_taps, bits, out):
+    """MATLAB's ``imresize`` of a uint8 image: along y (one table row per output row), rounded to
+    uint8, then along x, rounded again; for weights that are multiples of ``2^-bits`` (``y_taps``,
+    ``x_taps``: the weights times ``2^bits``, int32), in integers.
+
+    MATLAB's bicubic taps are such multiples at the scale 0.5 (``[-3 -9 29 111 111 29 -9 -3] / 256``
+    with antialiasing): every product and partial sum of MATLAB's float64 sum is then exact, so
+    ``(sum + 2^(bits - 1)) >> bits`` is its ``floor(value + 0.5)``, and the bytes are the same.
     ``image`` ``(H, W, C)`` uint8, ``out`` ``(H', W', C)`` uint8; output rows in parallel."""
     height, width, channels = image.shape
     row_length = width * channels
+    half = _i32(1 << (bits - 1))
     for y in numba.prange(y_indices.shape[0]):
-        along_y = np.zeros(row_length)
+        along_y = np.zeros(row_length, np.int32)
         for tap in range(y_indices.shape[1]):
-            weight = y_weights[y, tap]
+            weight = _i32(y_taps[y, tap])
+            if weight == 0:
+                continue
             source = image[y_indices[y, tap]].reshape(-1)
             for index in range(row_length):
-                along_y[index] += weight * source[index]
+                along_y[index] = _i32(along_y[index] + _i32(weight * _i32(source[index])))
         for index in range(row_length):
-            along_y[index] = min(max(np.floor(along_y[index] + 0.5), 0.0), 255.0)
-        target = np.zeros(channels)
+            along_y[index] = min(max(_i32(_i32(along_y[index] + half) >> bits), _i32(0)), _i32(255))
+        target = np.zeros(channels, np.int32)
         for x in range(x_indices.shape[0]):
-            target[:] = 0.0
+            target[:] = 0
             for tap in range(x_indices.shape[1]):
-                weight = x_weights[x, tap]
+                weight = _i32(x_taps[x, tap])
+                if weight == 0:
+                    continue
                 start = x_indices[x, tap] * channels
                 for c in range(channels):
-                    target[c] += weight * along_y[start + c]
+                    target[c] = _i32(target[c] + _i32(weight * along_y[np.uintp(start + c)]))
             for c in range(channels):
-                out[y, x, c] = np.uint8(min(max(np.floor(target[c] + 0.5), 0.0), 255.0))
+                out[y, x, c] = np.uint8(min(max(_i32(_i32(target[c] + half) >> bits), _i32(0)), _i32(255)))

@@ -182,11 +182,12 @@ class Solution(NamedTuple):
     dual: list[torch.Tensor]  # per layer, (B, H, W, L)
 
 
-def solve(field: Field, iterations: int, hierarchy: int, gamma: float) -> Solution:
+def solve(field: Field, iterations: int, hierarchy: int, gamma: float, energies: str = "every") -> Solution:
     """Minimise the energy of ``field`` by BP.
 
     ``hierarchy`` levels of 2 x 2-coarsened fields run first (20 iterations each, as the
-    original), and their messages initialise the finer field's.
+    original), and their messages initialise the finer field's. ``energies``: the energy after
+    ``"every"`` iteration, the ``"last"`` one only, or ``"none"`` (labels only at the end).
     """
     layers = _layers(field, *_seed_from_coarser(field, hierarchy, gamma))
     batch, height, width = field.offset_x.shape
@@ -194,18 +195,18 @@ def solve(field: Field, iterations: int, hierarchy: int, gamma: float) -> Soluti
     cols = torch.arange(width, device=field.data.device).view(1, -1)
     colours = [((rows + cols) % 2 == colour).expand(batch, height, width) for colour in (0, 1)]
     data_by_a = field.data.transpose(-1, -2).contiguous()
-    energies = []
-    label_x = label_y = None
+    recorded = []
     for _ in range(iterations):
         for senders in colours:
             for layer in layers:
                 _update_spatial(layer, senders)
             _update_dual(field, data_by_a, layers)
-        label_x, label_y = labels_from_beliefs(layers)
-        energies.append(energy(field, label_x, label_y))
-    if label_x is None:
-        label_x, label_y = labels_from_beliefs(layers)
-    return Solution(label_x, label_y, energies, [layer.spatial for layer in layers], [layer.dual for layer in layers])
+        if energies == "every":
+            recorded.append(energy(field, *labels_from_beliefs(layers)))
+    label_x, label_y = labels_from_beliefs(layers)
+    if energies == "last":
+        recorded.append(energy(field, label_x, label_y))
+    return Solution(label_x, label_y, recorded, [layer.spatial for layer in layers], [layer.dual for layer in layers])
 
 
 def _seed_from_coarser(field: Field, hierarchy: int, gamma: float):
@@ -213,7 +214,7 @@ def _seed_from_coarser(field: Field, hierarchy: int, gamma: float):
     its 2 x 2 block; ``(None, None)`` without a hierarchy."""
     if hierarchy == 0 or min(field.offset_x.shape[1:]) < 2:
         return None, None
-    coarse = solve(_coarser(field, gamma / 2), 20, hierarchy - 1, gamma / 2)
+    coarse = solve(_coarser(field, gamma / 2), 20, hierarchy - 1, gamma / 2, "none")  # only its messages count
     height, width = field.offset_x.shape[1:]
 
     def finer(tensor: torch.Tensor, spatial_dims: tuple[int, int]) -> torch.Tensor:
@@ -315,7 +316,12 @@ class TorchSolver:
     def level_size(level: torch.Tensor) -> tuple[int, int]:
         return tuple(level.shape[-2:])
 
-    def solve(self, sift1, sift2, offset: torch.Tensor, plan: LevelPlan, alpha: float, d: float):
-        """One level: labels ``(B, 2, h, w)`` int32 and energies ``(iterations, B)``."""
-        solution = solve(level_field(sift1, sift2, offset, plan, alpha, d), plan.iterations, plan.hierarchy, plan.gamma)
-        return torch.stack([solution.label_x, solution.label_y], dim=1).to(torch.int32), torch.stack(solution.energies)
+    def solve(self, sift1, sift2, offset: torch.Tensor, plan: LevelPlan, alpha: float, d: float, energies: str):
+        """One level: labels ``(B, 2, h, w)`` int32 and the energies asked for (``"every"``:
+        ``(iterations, B)``, ``"last"``: ``(1, B)``, ``"none"``: ``(0, B)``)."""
+        field = level_field(sift1, sift2, offset, plan, alpha, d)
+        solution = solve(field, plan.iterations, plan.hierarchy, plan.gamma, energies)
+        labels = torch.stack([solution.label_x, solution.label_y], dim=1).to(torch.int32)
+        if not solution.energies:
+            return labels, torch.zeros(0, sift1.shape[0], dtype=torch.float64, device=sift1.device)
+        return labels, torch.stack(solution.energies)

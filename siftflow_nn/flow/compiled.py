@@ -2,7 +2,8 @@
 
 ``CompiledSolver`` is what ``SIFTFlow`` uses for CPU tensors when numba is installed; its kernels
 are ``_bp_kernels.py`` (the terms and the in-level hierarchy), ``_bp_sweeps.py`` (the
-belief-propagation sweeps, 16 rows at a time) and ``_pyramid_kernels.py`` (pyramid).
+belief-propagation sweeps, 16 rows at a time, in the layout of ``_bands.py``) and
+``_pyramid_kernels.py`` (pyramid).
 Batch items go one at a time, each on all of torch's threads (``torch.set_num_threads``).
 """
 
@@ -38,19 +39,21 @@ class CompiledSolver:
     def level_size(level: list[np.ndarray]) -> tuple[int, int]:
         return level[0].shape[:2]
 
-    def solve(self, sift1, sift2, offset: torch.Tensor, plan: LevelPlan, alpha: float, d: float):
-        """One level, item by item: labels ``(B, 2, h, w)`` int32 and energies ``(iterations, B)``."""
-        labels, energies = [], []
+    def solve(self, sift1, sift2, offset: torch.Tensor, plan: LevelPlan, alpha: float, d: float, energies: str):
+        """One level, item by item: labels ``(B, 2, h, w)`` int32 and the energies asked for
+        (``"every"``: ``(iterations, B)``, ``"last"``: ``(1, B)``, ``"none"``: ``(0, B)``)."""
+        labels, recorded = [], []
         with numba_threads():
             for item1, item2, item_offset in zip(sift1, sift2, offset.numpy()):
                 item_offset = np.ascontiguousarray(item_offset)
-                data = _bp_kernels.data_term(item1, item2, item_offset, plan.window)
+                data = _bp_kernels.data_term(np.ascontiguousarray(item1), np.ascontiguousarray(item2), item_offset,
+                                             plan.window)  # fmt: skip
                 item_labels, item_energies = _bp_kernels.solve(
-                    data, item_offset, plan.window, alpha, d, plan.gamma, plan.iterations, plan.hierarchy
+                    data, item_offset, plan.window, alpha, d, plan.gamma, plan.iterations, plan.hierarchy, energies
                 )
                 labels.append(torch.from_numpy(item_labels))
-                energies.append(torch.from_numpy(item_energies))
-        return torch.stack(labels), torch.stack(energies, dim=1)
+                recorded.append(torch.from_numpy(item_energies))
+        return torch.stack(labels), torch.stack(recorded, dim=1)
 
 
 class numba_threads:

@@ -187,7 +187,9 @@ def _steps_2010_hwc(source: np.ndarray, sizes, tables, targets: list[np.ndarray]
         filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
         kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
         reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
-        kernels.resize_to_uint8(filtered, y_indices, y_weights, x_indices, x_weights, reduced)
+        # imresize's taps at the scale 0.5 are multiples of 1/256: the resize is exact in integers
+        y_taps, x_taps = matlab.dyadic_taps(y_weights), matlab.dyadic_taps(x_weights)
+        kernels.resize_to_uint8_dyadic(filtered, y_indices, y_taps, x_indices, x_taps, 8, reduced)
         target[...] = reduced
         source = reduced
 

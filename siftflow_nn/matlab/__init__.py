@@ -15,12 +15,13 @@ floating-point images the dtype is kept. All take ``(..., H, W)`` tensors on any
 
 from siftflow_nn.matlab.color import rgb2gray
 from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps, impyramid_reduce
-from siftflow_nn.matlab.resize import apply_taps, imresize, resize_plan, resize_weights
+from siftflow_nn.matlab.resize import apply_taps, dyadic_taps, imresize, resize_plan, resize_weights
 from siftflow_nn.matlab.rounding import im2uint8, matlab_round, round_to_uint8
 from siftflow_nn.matlab.ssim import ssim
 
 __all__ = [
     "apply_taps",
+    "dyadic_taps",
     "gaussian_filter",
     "gaussian_taps",
     "im2uint8",

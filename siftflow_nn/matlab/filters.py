@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
+from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
 __all__ = ["gaussian_filter", "gaussian_taps", "impyramid_reduce"]
@@ -63,8 +64,14 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
         raise ValueError(f"size must be a positive odd int, got {size!r}")
     if not (isinstance(sigma, (int, float)) and sigma > 0):
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    values, was_uint8 = as_double(check_planes(image))
     taps = gaussian_taps(size, sigma)
+    if image.dtype == torch.uint8 and _cpu.compiled(check_planes(image)):
+        planes = _cpu.planes(image)
+        out = np.empty_like(planes)
+        for plane, target in zip(planes, out):
+            _cpu.kernels.filter_uint8(plane, taps, target)
+        return _cpu.from_planes(out, image)
+    values, was_uint8 = as_double(check_planes(image))
     return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), was_uint8)
 
 
@@ -85,7 +92,24 @@ def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
         >>> impyramid_reduce(torch.arange(5.0).expand(5, 5))[0].tolist()
         [0.375, 2.0, 3.625]
     """
+    if image.dtype == torch.uint8 and _cpu.compiled(check_planes(image)):  # [1 4 6 4 1] / 16: exact in integers
+        planes = _cpu.planes(image)
+        (rows, row_taps), (columns, column_taps) = (_reduce_table(length) for length in planes.shape[1:])
+        out = np.empty((planes.shape[0], rows.shape[0], columns.shape[0]), np.uint8)
+        for plane, target in zip(planes, out):
+            reduced_rows = np.empty((rows.shape[0], plane.shape[1]), np.uint8)
+            _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
+            _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
+        return _cpu.from_planes(out, image)
     values, was_uint8 = as_double(check_planes(image))
     values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], was_uint8)
     values = values.double() if was_uint8 else values
     return back_to_class(_filter_along(values, IMPYRAMID_TAPS, -1)[..., ::2], was_uint8)
+
+
+def _reduce_table(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """impyramid's reduce along one axis as a table: output ``i`` takes the inputs ``2 i - 2 ..
+    2 i + 2`` (replicated at the borders) with the taps times 16."""
+    positions = 2 * np.arange((length + 1) // 2)[:, None] + np.arange(-2, 3)
+    taps = np.tile(np.round(np.array(IMPYRAMID_TAPS) * 16).astype(np.int32), (positions.shape[0], 1))
+    return np.clip(positions, 0, length - 1), taps

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
+from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
-__all__ = ["apply_taps", "imresize", "resize_plan", "resize_weights"]
+__all__ = ["apply_taps", "dyadic_taps", "imresize", "resize_plan", "resize_weights"]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -64,6 +65,24 @@ def resize_weights(in_length: int, out_length: int, scale: float, antialias: boo
     return indices, weights
 
 
+def dyadic_taps(weights: np.ndarray, bits: int = 8) -> np.ndarray | None:
+    """``weights * 2^bits`` as int32 when every weight is a multiple of ``2^-bits``, else ``None``.
+
+    MATLAB's taps at the scale 0.5 are (``[-3 -9 29 111 111 29 -9 -3] / 256`` with antialiasing):
+    resizing a uint8 image by them is then exact integer arithmetic, whatever the summation order.
+
+    Example:
+        >>> dyadic_taps(resize_weights(8, 4, 0.5)[1])[0].tolist()
+        [0, -3, -9, 29, 111, 111, 29, -9, -3, 0]
+        >>> dyadic_taps(resize_weights(9, 4, 0.45)[1]) is None
+        True
+    """
+    scaled = weights * 2.0**bits
+    if not np.array_equal(scaled, np.round(scaled)) or np.abs(scaled).sum(axis=1).max() * 255 >= 2**31:
+        return None
+    return scaled.astype(np.int32)
+
+
 def resize_plan(size: tuple[int, int], scale: float | None = None, out_size: tuple[int, int] | None = None):
     """The passes of ``imresize`` on an ``H x W`` image: ``[(dim, indices, weights), ...]`` and the
     output size. Give ``scale`` (output ``ceil(scale * size)``, every pass at that scale) or
@@ -104,13 +123,39 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
         len(out_size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out_size)
     ):
         raise ValueError(f"out_size must be two positive ints (rows, cols), got {out_size!r}")
-    values, was_uint8 = as_double(image)
     passes, _ = resize_plan(tuple(image.shape[-2:]), scale, tuple(out_size) if out_size else None)
+    if _cpu.compiled(image):
+        return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
+    values, was_uint8 = as_double(image)
     for dim, indices, weights in passes:
         values = apply_taps(values, values.dim() - 2 + dim, indices, weights)
         if was_uint8:
             values = back_to_class(values, True).double()
     return back_to_class(values, was_uint8)
+
+
+def _resize_planes(planes: np.ndarray, passes) -> np.ndarray:
+    """``imresize``'s passes on ``(N, H, W)`` uint8 or float64 planes with the compiled kernels:
+    uint8 rounded after each pass, in integers where the weights allow (``dyadic_taps``)."""
+    kernels = _cpu.kernels
+    for dim, indices, weights in passes:
+        size = list(planes.shape)
+        size[1 + dim] = indices.shape[0]
+        out = np.empty(size, planes.dtype)
+        taps = dyadic_taps(weights) if planes.dtype == np.uint8 else None
+        for plane, target in zip(planes, out):
+            if taps is not None:
+                (kernels.rows_dyadic_uint8 if dim == 0 else kernels.columns_dyadic_uint8)(
+                    plane, indices, taps, 8, target
+                )
+                continue
+            values = plane.astype(np.float64) if planes.dtype == np.uint8 else plane
+            result = np.empty(target.shape) if planes.dtype == np.uint8 else target
+            (kernels.rows_float if dim == 0 else kernels.columns_float)(values, indices, weights, result)
+            if planes.dtype == np.uint8:  # MATLAB's uint8(): half away from zero, saturated
+                target[...] = np.clip(np.floor(result + 0.5), 0, 255)
+        planes = out
+    return planes
 
 
 def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:

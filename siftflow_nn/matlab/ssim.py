@@ -1,9 +1,11 @@
 """MATLAB's ``ssim(A, ref)`` with its defaults: the mean structural similarity of two images."""
 
+import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
-from siftflow_nn.matlab.filters import gaussian_filter
+from siftflow_nn.matlab import _cpu
+from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps
 
 __all__ = ["ssim"]
 
@@ -38,8 +40,13 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
         data_range = 255.0 if image1.dtype == torch.uint8 else 1.0
     elif not (isinstance(data_range, (int, float)) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    x, y = (image.double() if image.dtype == torch.uint8 else image for image in (image1, image2))
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    if _cpu.compiled(image1, image2):  # the same values, one pass over memory instead of ~120
+        x, y = (_cpu.planes(image).astype(np.float64, copy=False) for image in (image1, image2))
+        taps = gaussian_taps(_WINDOW_SIZE, _WINDOW_SIGMA)
+        means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in zip(x, y)]
+        return torch.tensor(means, dtype=torch.float64).reshape(image1.shape[:-2])
+    x, y = (image.double() if image.dtype == torch.uint8 else image for image in (image1, image2))
 
     def window(values: torch.Tensor) -> torch.Tensor:
         return gaussian_filter(values, _WINDOW_SIZE, _WINDOW_SIGMA)

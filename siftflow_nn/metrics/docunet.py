@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 
 from siftflow_nn import matlab
-from siftflow_nn.descriptor import sift_flow_descriptor, to_uint8
+from siftflow_nn.descriptor import sift_flow_descriptor
 from siftflow_nn.flow.sift_flow import SIFTFlow
 from siftflow_nn.io import read_image
 
@@ -190,14 +190,16 @@ def _flow(unwarped: torch.Tensor, scan: torch.Tensor, schedule: str = "2010") ->
             f"the scan's benchmark size halved is {height} x {width}, too narrow for SIFT flow's 4 levels "
             f"(at least {matcher.minimum_size()} pixels a side): is it a page?"
         )
-    return matcher.match(*(_release_descriptor(half) for half in halves))[0]
+    return matcher.match(*(_release_descriptor(half) for half in halves), energies="none")[0]
 
 
 def _release_descriptor(half: torch.Tensor) -> torch.Tensor:
     """``mexDenseSIFT(im2double(half), 3, 1)`` as uint8, channels last (the compiled solver's
     layout). In float64, as the original's C++: its uint8 entries then agree but for rounding ties."""
-    descriptor = sift_flow_descriptor(half.double() / 255, _CELL_SIZE, derivative="release")
-    return to_uint8(descriptor).contiguous(memory_format=torch.channels_last)
+    image = half.double() / 255
+    out = torch.empty((image.shape[0], 128, *image.shape[-2:]), dtype=torch.uint8, device=image.device)
+    out = out.contiguous(memory_format=torch.channels_last)
+    return sift_flow_descriptor(image, _CELL_SIZE, derivative="release", out=out)  # to_uint8 of it, strip by strip
 
 
 def _mean_length(flow: torch.Tensor) -> torch.Tensor:

@@ -254,11 +254,31 @@ class TestSIFTFlowDescriptor(BaseTester):
         assert sf.sift_flow_descriptor(images, **options, out=out) is out
         assert torch.equal(out, expected)
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+    @pytest.mark.parametrize("strip_bytes", [1, 8 << 20], ids=["one-row strips", "default strips"])
+    def test_uint8_out_receives_to_uint8_of_the_result(self, device, dtype, strip_bytes, monkeypatch):
+        """What the SIFT flow matcher and the DocUNet metrics take: the original's stored bytes,
+        channels last, strip by strip (one row per strip as well), the same as ``to_uint8``."""
+        monkeypatch.setattr("siftflow_nn.descriptor.paths.STORED_STRIP_BYTES", strip_bytes)
+        images = _hard_images(device).to(dtype)
+        for options in (dict(cell_size=3, derivative="release"), dict(cell_size=[2, 3], step_size=2)):
+            expected = sf.to_uint8(sf.sift_flow_descriptor(images, **options))
+            out = torch.full_like(expected, 7).contiguous(memory_format=torch.channels_last)
+            assert sf.sift_flow_descriptor(images, **options, out=out) is out
+            assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, expected)
+
+    def test_uint8_out_under_autocast_truncates_like_to_uint8(self):
+        images = _hard_images(torch.device("cpu"))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = sf.to_uint8(sf.sift_flow_descriptor(images))
+            out = sf.sift_flow_descriptor(images, out=torch.empty(expected.shape, dtype=torch.uint8))
+        assert torch.equal(out, expected)
+
     @pytest.mark.parametrize(
         ("out", "message"),
         [
             (torch.empty(2, 128, 16, 17), r"shape \(2, 128, 16, 16\)"),
-            (torch.empty(2, 128, 16, 16, dtype=torch.float64), "torch.float32 tensor"),
+            (torch.empty(2, 128, 16, 16, dtype=torch.float64), r"torch.float32 \(or uint8\) tensor"),
             (torch.empty(1, 128, 16, 16), r"got a torch.float32 tensor of shape \(1, 128, 16, 16\)"),
         ],
     )

@@ -133,7 +133,7 @@ class TestSIFTFlow(BaseTester):
 
     def test_compiled_and_torch_data_terms_are_equal(self):
         """Costs of every label, the histogram-median default for matches outside image 2 included."""
-        from siftflow_nn.flow import _bp_kernels
+        from siftflow_nn.flow import _bands, _bp_kernels
 
         generator = torch.Generator().manual_seed(1)
         sift1, sift2 = torch.randint(0, 256, (2, 1, 16, 9, 13), generator=generator, dtype=torch.uint8)
@@ -141,7 +141,8 @@ class TestSIFTFlow(BaseTester):
         window = 2
         expected = data_term(sift1.float(), sift2.float(), offset[:, 0].float(), offset[:, 1].float(), window)
         hwc = [np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()) for sift in (sift1, sift2)]
-        ours = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
+        banded = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
+        ours = _bands.from_bands(banded, 9, 13).reshape(9, 13, 5, 5)
         np.testing.assert_array_equal(ours, expected[0].numpy().astype(np.int32))
 
     def test_compiled_pyramid_equals_the_torch_pyramid_bit_for_bit(self):
@@ -200,6 +201,27 @@ class TestSIFTFlow(BaseTester):
         assert [plan.window for plan in plans] == [2, 2, 2, 10]
         assert [plan.gamma for plan in plans] == pytest.approx([1.275, 2.55, 5.1, 10.2])
         assert [plan.iterations for plan in SIFTFlow(fast=True).level_plans()] == [10, 8, 7, 20]
+
+    @pytest.mark.parametrize("solver", ["compiled", "torch"])
+    def test_energies_recorded_or_not_the_flow_is_the_same(self, solver):
+        """Without energies, the labels of the iterations nobody scores are not computed: the
+        flow of every level stays; "last" is every's last row. 13 iterations: the last one sends
+        no dual messages, so the other layer's labels are only right if computed afresh."""
+        image1, image2, _ = synthetic_pair(40, 56, max_displacement=2.0, seed=12, noise=0.05)
+        matcher = SIFTFlow(num_levels=2, iterations=13, top_iterations=13, solver=solver)
+        sifts = _descriptors_u8(image1, image2)
+        flow, every = matcher.match(*sifts)
+        for record in ("last", "none"):
+            other_flow, levels = matcher.match(*sifts, energies=record)
+            assert torch.equal(other_flow, flow)
+            for level, reference in zip(levels, every):
+                assert torch.equal(level["flow"], reference["flow"])
+                if record == "last":
+                    assert torch.equal(level["energy"], reference["energy"][-1:])
+                else:
+                    assert "energy" not in level
+        with pytest.raises(ValueError, match="energies must be one of 'every', 'last', 'none', got 'all'"):
+            matcher.match(*sifts, energies="all")
 
     def test_match_reports_each_level_as_it_ends(self):
         image1, image2, _ = translated_pair(40, 48, dx=1, dy=0)

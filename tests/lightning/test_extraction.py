@@ -151,13 +151,14 @@ class TestExtraction(BaseTester):
         launcher = (
             "import subprocess, sys\n"
             "child = subprocess.Popen([sys.executable, '-c', 'import time\\n"
-            "from siftflow_nn.lightning.extraction import _exit_with_parent\\n_exit_with_parent()\\ntime.sleep(60)'])\n"
+            "from siftflow_nn.lightning.extraction import _exit_with_parent\\n_exit_with_parent()\\n"
+            "print(flush=True)\\ntime.sleep(60)'], stdout=subprocess.PIPE, text=True)\n"
+            "child.stdout.readline()\n"  # the child watches from here on, however long its imports took
             "print(child.pid, flush=True)\n"
             "child.wait()\n"
         )
         parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True)
         child = int(parent.stdout.readline())
-        time.sleep(3)  # the child imports the package and starts watching
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 10
