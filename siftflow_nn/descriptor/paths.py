@@ -33,7 +33,9 @@ from siftflow_nn.descriptor.sampling import (
     gather_with_cat,
     plan_axes,
     sample_scale,
+    write_descriptors,
 )
+from siftflow_nn.descriptor.stored import write_stored, writes_stored
 
 STORED_STRIP_BYTES = 8 << 20  # the float strip behind a uint8 ``out``
 
@@ -136,7 +138,9 @@ def _eager(
     chunk = 1 if on_cpu else image.shape[0]
     band_width = image.shape[-1] + margins[0] + margins[1]
     strip = out_h
-    stored = out.dtype == torch.uint8  # the float strips go through a buffer of their own
+    # uint8: written straight from the cell maps (stored.py), or else through a float buffer
+    direct = writes_stored(out, work.dtype)
+    stored = out.dtype == torch.uint8 and not direct
     if on_cpu:
         strip = strip_height(out_h, band_width, options.num_bins, options.step_size, work.element_size())
         if stored:  # that buffer is recycled too (8 MiB: on the 2-core CPU 1.5x faster than 4, as fast as 16)
@@ -154,7 +158,10 @@ def _eager(
                     # to uint8 in the float layout, then rearranged (cheaper for 1-byte values)
                     target.copy_(scaled.to(torch.uint8))
                 else:
-                    write_strip(target, work[start : start + chunk], basis, options, col_plans, margins, first_row)
+                    writer = write_stored if direct else write_descriptors
+                    write_strip(
+                        target, work[start : start + chunk], basis, options, col_plans, margins, first_row, writer
+                    )
     return out
 
 

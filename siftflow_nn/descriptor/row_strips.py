@@ -49,6 +49,7 @@ def write_strip(
     col_plans: list[AxisPlan],
     col_margins: tuple[int, int],
     first_row: int,
+    write=write_descriptors,
 ) -> None:
     """Write output rows ``first_row .. first_row + out.shape[2] - 1`` of the descriptor into ``out``.
 
@@ -60,6 +61,8 @@ def write_strip(
         col_plans: per cell size, the column plan of the whole output width.
         col_margins: ``(low, high)`` columns of replicated border the column plans need.
         first_row: output row that ``out``'s first row holds.
+        write: ``write(out, scales)`` writes the descriptors from the strip's ``ScaleSamples``
+            (``sampling.write_descriptors``, or ``stored.write_stored`` for uint8).
     """
     height, width = image.shape[-2], image.shape[-1]
     count, step, shift = out.shape[2], options.step_size, boundary_shift(options)
@@ -86,4 +89,4 @@ def write_strip(
         )
         for cs, cols in zip(options.cell_sizes, col_plans)
     ]
-    write_descriptors(out, scales)
+    write(out, scales)

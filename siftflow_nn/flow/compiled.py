@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from siftflow_nn._threads import numba_threads
 from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid_hwc
 
 try:
-    import numba
-
     from siftflow_nn.flow import _bp_kernels
 except ImportError:  # numba missing: SIFTFlow falls back to the torch solver
-    numba = _bp_kernels = None
+    _bp_kernels = None
 
 AVAILABLE = _bp_kernels is not None
 
@@ -54,20 +53,3 @@ class CompiledSolver:
                 labels.append(torch.from_numpy(item_labels))
                 recorded.append(torch.from_numpy(item_energies))
         return torch.stack(labels), torch.stack(recorded, dim=1)
-
-
-class numba_threads:
-    """Run numba's parallel loops on as many threads as torch uses (``torch.set_num_threads``).
-
-    Both may run on the same OpenMP runtime, where numba's launch sets the thread count that
-    torch reads back: torch's count is restored on the way out.
-    """
-
-    def __enter__(self) -> None:
-        self._torch_threads = torch.get_num_threads()
-        self._numba_threads = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(self._torch_threads, numba.config.NUMBA_NUM_THREADS)))
-
-    def __exit__(self, *exc: object) -> None:
-        numba.set_num_threads(self._numba_threads)
-        torch.set_num_threads(self._torch_threads)

@@ -165,8 +165,8 @@ class SIFTFlow(nn.Module):
 
     def _uint8_descriptor(self, image: torch.Tensor) -> torch.Tensor:
         height, width = self.descriptor.output_size(*image.shape[-2:])
-        out = torch.empty((image.shape[0], self.descriptor.descriptor_dim, height, width), dtype=torch.uint8,
-                          device=image.device).contiguous(memory_format=torch.channels_last)  # fmt: skip
+        shape = (image.shape[0], self.descriptor.descriptor_dim, height, width)
+        out = torch.empty(shape, dtype=torch.uint8, device=image.device, memory_format=torch.channels_last)
         return compute_descriptor(image, self.descriptor.options, out=out)
 
     @torch.no_grad()

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
+from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
@@ -68,8 +69,9 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
     if image.dtype == torch.uint8 and _cpu.compiled(check_planes(image)):
         planes = _cpu.planes(image)
         out = np.empty_like(planes)
-        for plane, target in zip(planes, out):
-            _cpu.kernels.filter_uint8(plane, taps, target)
+        with numba_threads():
+            for plane, target in zip(planes, out):
+                _cpu.kernels.filter_uint8(plane, taps, target)
         return _cpu.from_planes(out, image)
     values, was_uint8 = as_double(check_planes(image))
     return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), was_uint8)
@@ -96,10 +98,11 @@ def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
         planes = _cpu.planes(image)
         (rows, row_taps), (columns, column_taps) = (_reduce_table(length) for length in planes.shape[1:])
         out = np.empty((planes.shape[0], rows.shape[0], columns.shape[0]), np.uint8)
-        for plane, target in zip(planes, out):
-            reduced_rows = np.empty((rows.shape[0], plane.shape[1]), np.uint8)
-            _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
-            _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
+        with numba_threads():
+            for plane, target in zip(planes, out):
+                reduced_rows = np.empty((rows.shape[0], plane.shape[1]), np.uint8)
+                _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
+                _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
         return _cpu.from_planes(out, image)
     values, was_uint8 = as_double(check_planes(image))
     values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], was_uint8)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
+from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
@@ -125,7 +126,8 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
         raise ValueError(f"out_size must be two positive ints (rows, cols), got {out_size!r}")
     passes, _ = resize_plan(tuple(image.shape[-2:]), scale, tuple(out_size) if out_size else None)
     if _cpu.compiled(image):
-        return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
+        with numba_threads():
+            return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
     values, was_uint8 = as_double(image)
     for dim, indices, weights in passes:
         values = apply_taps(values, values.dim() - 2 + dim, indices, weights)

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
+from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps
 
@@ -44,7 +45,8 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
     if _cpu.compiled(image1, image2):  # the same values, one pass over memory instead of ~120
         x, y = (_cpu.planes(image).astype(np.float64, copy=False) for image in (image1, image2))
         taps = gaussian_taps(_WINDOW_SIZE, _WINDOW_SIGMA)
-        means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in zip(x, y)]
+        with numba_threads():
+            means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in zip(x, y)]
         return torch.tensor(means, dtype=torch.float64).reshape(image1.shape[:-2])
     x, y = (image.double() if image.dtype == torch.uint8 else image for image in (image1, image2))
 

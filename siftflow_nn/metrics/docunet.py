@@ -197,8 +197,8 @@ def _release_descriptor(half: torch.Tensor) -> torch.Tensor:
     """``mexDenseSIFT(im2double(half), 3, 1)`` as uint8, channels last (the compiled solver's
     layout). In float64, as the original's C++: its uint8 entries then agree but for rounding ties."""
     image = half.double() / 255
-    out = torch.empty((image.shape[0], 128, *image.shape[-2:]), dtype=torch.uint8, device=image.device)
-    out = out.contiguous(memory_format=torch.channels_last)
+    out = torch.empty((image.shape[0], 128, *image.shape[-2:]), dtype=torch.uint8, device=image.device,
+                      memory_format=torch.channels_last)  # fmt: skip
     return sift_flow_descriptor(image, _CELL_SIZE, derivative="release", out=out)  # to_uint8 of it, strip by strip
 
 

@@ -255,17 +255,21 @@ class TestSIFTFlowDescriptor(BaseTester):
         assert torch.equal(out, expected)
 
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
-    @pytest.mark.parametrize("strip_bytes", [1, 8 << 20], ids=["one-row strips", "default strips"])
-    def test_uint8_out_receives_to_uint8_of_the_result(self, device, dtype, strip_bytes, monkeypatch):
+    @pytest.mark.parametrize("strip_bytes", [1, None], ids=["one-row strips", "default strips"])
+    @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format], ids=["hwc", "chw"])
+    def test_uint8_out_receives_to_uint8_of_the_result(self, device, dtype, strip_bytes, layout, monkeypatch):
         """What the SIFT flow matcher and the DocUNet metrics take: the original's stored bytes,
-        channels last, strip by strip (one row per strip as well), the same as ``to_uint8``."""
-        monkeypatch.setattr("siftflow_nn.descriptor.paths.STORED_STRIP_BYTES", strip_bytes)
+        strip by strip (one row per strip as well), the same as ``to_uint8``; channels last is
+        written straight from the cell maps, other layouts through a float buffer."""
+        if strip_bytes is not None:
+            monkeypatch.setattr("siftflow_nn.descriptor.row_strips.STRIP_BYTES", strip_bytes)
+            monkeypatch.setattr("siftflow_nn.descriptor.paths.STORED_STRIP_BYTES", strip_bytes)
         images = _hard_images(device).to(dtype)
         for options in (dict(cell_size=3, derivative="release"), dict(cell_size=[2, 3], step_size=2)):
             expected = sf.to_uint8(sf.sift_flow_descriptor(images, **options))
-            out = torch.full_like(expected, 7).contiguous(memory_format=torch.channels_last)
+            out = torch.full_like(expected, 7).contiguous(memory_format=layout)
             assert sf.sift_flow_descriptor(images, **options, out=out) is out
-            assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, expected)
+            assert out.is_contiguous(memory_format=layout) and torch.equal(out, expected)
 
     def test_uint8_out_under_autocast_truncates_like_to_uint8(self):
         images = _hard_images(torch.device("cpu"))
