@@ -143,13 +143,21 @@ def compact_cell_maps(
     return maps
 
 
+def cell_sources(rows: AxisPlan, cols: AxisPlan) -> list[tuple[int, int, int]]:
+    """Per cell of the 4 x 4, in the original's cell order: ``(map, first row, first column)``,
+    where in the compact maps (listed as :func:`compact_cell_maps` does) its samples start."""
+    sources: list[tuple[int, int, int]] = []  # loops, not a comprehension: TorchScript compiles this
+    for row_phase, row_start in zip(rows.offset_phase, rows.offset_start):
+        for col_phase, col_start in zip(cols.offset_phase, cols.offset_start):
+            sources.append((row_phase * len(cols.phase_count) + col_phase, row_start, col_start))
+    return sources
+
+
 def cell_views(maps: list[torch.Tensor], rows: AxisPlan, cols: AxisPlan, out_h: int, out_w: int) -> list[torch.Tensor]:
     """The 16 ``(B, N, out_h, out_w)`` views of compact maps, in the original's cell order."""
     views: list[torch.Tensor] = []
-    for row_phase, row_start in zip(rows.offset_phase, rows.offset_start):
-        for col_phase, col_start in zip(cols.offset_phase, cols.offset_start):
-            source = maps[row_phase * len(cols.phase_count) + col_phase]
-            views.append(source[:, :, row_start : row_start + out_h, col_start : col_start + out_w])
+    for index, top, left in cell_sources(rows, cols):
+        views.append(maps[index][:, :, top : top + out_h, left : left + out_w])
     return views
 
 

@@ -262,6 +262,7 @@ def _solve_fields(fields, window, labels, smoothness, iterations, s, d, energies
     """``solve`` on its fields, finest first: the coarsest copies first, then the field itself."""
     spatial = dual = None
     no_labels = np.zeros((2, 0, 0, 0), np.int32)
+    serial = numba.get_num_threads() == 1  # then the sweeps run the bands in turn
     for depth in range(len(fields) - 1, -1, -1):
         field_data, field_offsets, field_gamma = fields[depth]
         size = field_offsets.shape[1:]
@@ -272,7 +273,7 @@ def _solve_fields(fields, window, labels, smoothness, iterations, s, d, energies
         terms = (range_costs(field_offsets, window, field_gamma), layers_to_bands(field_offsets), field_data)
         if depth:  # the original also labels and scores the coarser copies; nothing depends on that
             for iteration in range(HIERARCHY_ITERATIONS):
-                _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, no_labels, labels)
+                _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, no_labels, labels, False, serial)
             fields.pop()  # its messages live on in the finer copy; its terms are done with
     band_labels = np.zeros((2, *spatial.shape[1:3], LANES), np.int32)
     recorded = []
@@ -280,7 +281,8 @@ def _solve_fields(fields, window, labels, smoothness, iterations, s, d, energies
         last = iteration == iterations - 1
         labelled = energies == "every" or last
         out = band_labels if labelled else no_labels
-        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, out, labels, energies != "every")
+        fresh = energies != "every"  # then labels_out does not hold the previous iteration's labels
+        _bp_sweeps.sweep(spatial, dual, *terms, iteration, size, *smoothness, out, labels, fresh, serial)
         if energies == "every" or (last and energies == "last"):
             recorded.append(energy(band_labels, terms[1], terms[2], terms[0], size, s, d))
     return layers_from_bands(band_labels, size), np.array(recorded, np.float64)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 
 from siftflow_nn.flow import _bands, _bp_kernels  # noqa: E402
 
@@ -95,7 +95,18 @@ def _energy(labels, offsets, data, costs, s, d):
     ("height", "width", "window", "s", "d"),
     [(19, 21, 1, 1.5, 7.3), (35, 9, 2, 510, 10200), (7, 30, 2, 3.25, 1e9)],
 )
-def test_sweeps_equal_the_original_raster_order(height, width, window, s, d):
+@pytest.mark.parametrize("threads", [1, 2], ids=["bands in turn", "wavefront"])
+def test_sweeps_equal_the_original_raster_order(height, width, window, s, d, threads):
+    """One thread runs the bands one after the other, more run the wavefront: both the original's."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _check_sweeps(height, width, window, s, d)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _check_sweeps(height, width, window, s, d):
     rng = np.random.default_rng(height * width)
     count = 2 * window + 1
     data = rng.integers(0, 60, (height, width, count, count)).astype(np.int32)
