@@ -28,11 +28,12 @@ import math
 import numba
 import numpy as np
 
-from siftflow_nn.flow import _bp_sweeps
+from siftflow_nn.flow import _bp_sweeps, _sad
 from siftflow_nn.flow._bands import LANES, band_count, finer, layers_from_bands, layers_to_bands, pixel_of, zeros
 
 HIERARCHY_ITERATIONS = 20  # iterations of every coarser copy of the field, as the original
 _HISTOGRAM_BINS = 20000
+_DATA_TILE_STEPS = 32  # steps of a band whose costs the data term writes together
 _NO_MATCH = -1  # a label whose match falls outside image 2, before the default score is known
 _FIRST_HISTOGRAM_MINIMUM = 32767  # the original starts its running minimum there
 _i32 = np.int32  # numba widens int32 arithmetic to int64: the casts keep vector code 32 bits wide
@@ -54,39 +55,50 @@ def data_term(sift1, sift2, offsets, window):
     """
     height, width, channels = sift1.shape
     count = 2 * window + 1
-    bands = band_count(height)
-    costs = np.zeros((bands, width + LANES + 1, count * count, LANES), np.int32)
+    bands, last_step = band_count(height), width + LANES - 1
+    costs = np.zeros((bands, last_step + 2, count * count, LANES), np.int32)
     flat1, flat2 = sift1.reshape(-1), sift2.reshape(-1)
+    address1, address2 = flat1.ctypes.data, flat2.ctypes.data
+    by_words = channels % _sad.WIDTH == 0  # 32 bytes at a time (128-D descriptors are)
     band_low = np.full(bands, _FIRST_HISTOGRAM_MINIMUM, np.int32)
     band_high = np.zeros(bands, np.int32)
     for band in numba.prange(bands):
         low, high = band_low[band], band_high[band]
-        # Row by row: neighbouring pixels' windows overlap, so image 2's rows stay in cache (the
-        # band's costs, written a lane at a time, fit in L2).
-        for lane in range(min(LANES, height - band * LANES)):
-            y = band * LANES + lane
-            for x in range(width):
-                step = x + lane + 1
-                start1 = (y * width + x) * channels
-                for b in range(count):
-                    target_y = y + offsets[1, y, x] + b - window
-                    for a in range(count):
-                        target_x = x + offsets[0, y, x] + a - window
-                        if target_x < 0 or target_x >= width or target_y < 0 or target_y >= height:
-                            costs[band, step, b * count + a, lane] = _NO_MATCH
-                            continue
-                        total = _sum_of_differences(
-                            flat1, start1, flat2, (target_y * width + target_x) * channels, channels
-                        )
-                        costs[band, step, b * count + a, lane] = total
-                        low, high = min(low, total), max(high, total)
+        # A tile of steps, one lane after the other: the tile's costs stay in L2 while each lane
+        # writes its part of every cache line, and neighbouring pixels' windows overlap, so image
+        # 2's rows stay in cache too.
+        for first_step in range(1, last_step + 1, _DATA_TILE_STEPS):
+            for lane in range(min(LANES, height - band * LANES)):
+                y = band * LANES + lane
+                for step in range(first_step, min(first_step + _DATA_TILE_STEPS, last_step + 1)):
+                    x = step - 1 - lane
+                    if x < 0 or x >= width:
+                        continue
+                    start1 = (y * width + x) * channels
+                    for b in range(count):
+                        target_y = y + offsets[1, y, x] + b - window
+                        for a in range(count):
+                            target_x = x + offsets[0, y, x] + a - window
+                            if target_x < 0 or target_x >= width or target_y < 0 or target_y >= height:
+                                costs[band, step, b * count + a, lane] = _NO_MATCH
+                                continue
+                            start2 = (target_y * width + target_x) * channels
+                            if by_words:
+                                total = _i32(0)
+                                for word in range(0, channels, _sad.WIDTH):
+                                    total += _sad.sum_of_differences_32(
+                                        np.uintp(address1 + start1 + word), np.uintp(address2 + start2 + word)
+                                    )
+                            else:
+                                total = _sum_of_differences(flat1, start1, flat2, start2, channels)
+                            costs[band, step, b * count + a, lane] = total
+                            low, high = min(low, total), max(high, total)
         band_low[band], band_high[band] = low, high
     default = _default_score(costs, height, width, band_low.min(), band_high.max())
     for band in numba.prange(bands):
         block = costs[band].reshape(-1)
-        for index in range(block.shape[0]):
-            if block[index] == _NO_MATCH:
-                block[index] = default
+        for index in range(block.shape[0]):  # a select, not a branch: vectorised
+            block[index] = default if block[index] == _NO_MATCH else block[index]
     return costs
 
 

@@ -131,18 +131,23 @@ class TestSIFTFlow(BaseTester):
             original = case[f"L{index + 1}_energy"][-1]
             assert abs(level["energy"][-1, 0].item() / original - 1) < 0.01, index
 
-    def test_compiled_and_torch_data_terms_are_equal(self):
-        """Costs of every label, the histogram-median default for matches outside image 2 included."""
+    @pytest.mark.parametrize(
+        ("channels", "height", "width"), [(16, 9, 13), (64, 20, 40)], ids=["byte loop", "32-byte sums, 2 tiles"]
+    )
+    def test_compiled_and_torch_data_terms_are_equal(self, channels, height, width):
+        """Costs of every label, the histogram-median default for matches outside image 2 included;
+        descriptors of 32k bytes go 32 at a time, and more than one tile of steps."""
         from siftflow_nn.flow import _bands, _bp_kernels
 
         generator = torch.Generator().manual_seed(1)
-        sift1, sift2 = torch.randint(0, 256, (2, 1, 16, 9, 13), generator=generator, dtype=torch.uint8)
-        offset = torch.randint(-4, 5, (1, 2, 9, 13), generator=generator, dtype=torch.int32)
+        shape = (2, 1, channels, height, width)
+        sift1, sift2 = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+        offset = torch.randint(-4, 5, (1, 2, height, width), generator=generator, dtype=torch.int32)
         window = 2
         expected = data_term(sift1.float(), sift2.float(), offset[:, 0].float(), offset[:, 1].float(), window)
         hwc = [np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()) for sift in (sift1, sift2)]
         banded = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
-        ours = _bands.from_bands(banded, 9, 13).reshape(9, 13, 5, 5)
+        ours = _bands.from_bands(banded, height, width).reshape(height, width, 5, 5)
         np.testing.assert_array_equal(ours, expected[0].numpy().astype(np.int32))
 
     def test_compiled_pyramid_equals_the_torch_pyramid_bit_for_bit(self):
