@@ -9,14 +9,13 @@ from pathlib import Path
 import torch
 
 from siftflow_nn.cli._arguments import CommandFailed, UsageError, add_descriptor_options, non_negative_int, positive_int
+from siftflow_nn.lightning import DEFAULT_MAX_PIXELS
 
 ACCELERATORS = ["auto", "cpu", "gpu", "cuda"]
 STRATEGIES = ["auto", "ddp", "ddp_spawn", "ddp_fork"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from siftflow_nn.lightning.extraction import DEFAULT_MAX_PIXELS
-
     command = commands.add_parser(
         "extract-dataset", allow_abbrev=False, help="descriptors of an image folder, in resumable shards"
     )

@@ -33,7 +33,7 @@ from siftflow_nn._checks import check_cell_sizes, check_positive_int
 from siftflow_nn._progress import Progress
 from siftflow_nn.descriptor import SIFTFlowDescriptor, descriptor_size, to_uint8
 from siftflow_nn.io import IMAGE_EXTENSIONS, ImageReadError, read_image
-from siftflow_nn.lightning import _shards
+from siftflow_nn.lightning import DEFAULT_MAX_PIXELS, _shards
 
 try:  # Lightning is the optional "lightning" extra; everything else here works without it
     import pytorch_lightning as pl
@@ -42,7 +42,6 @@ except ImportError:  # pragma: no cover - exercised where the extra is missing
 
 __all__ = ["ExtractionError", "ExtractionOptions", "extract_dataset", "find_images"]
 
-DEFAULT_MAX_PIXELS = 25_000_000  # a 25 MP photo: 3.2 GB of uint8 descriptors at step 1
 _CALL_BYTES = 512 << 20  # float descriptors computed per call at most (a batch is cut to fit)
 
 

@@ -87,6 +87,16 @@ class TestCommands(BaseTester):
         assert _run("show", images[0], "-o", out) == 0
         assert Image.open(out).size == (48, 40) and Image.open(out).mode == "RGB"
 
+    def test_the_commands_start_without_importing_lightning(self):
+        """Lightning takes seconds to import and only extract-dataset needs it: building the parser
+        (every command's start, and each of ``docunet --jobs N``'s processes) must not import it."""
+        code = "import sys; from siftflow_nn.cli import build_parser; build_parser(); print(sorted(sys.modules))"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        modules = eval(result.stdout)
+        assert "siftflow_nn.cli.docunet" in modules
+        assert not [name for name in modules if name.split(".")[0] in ("pytorch_lightning", "lightning")]
+
     def test_demo_runs_out_of_the_box_as_a_module(self, tmp_path):
         """``python -m siftflow_nn demo``: pictures written, errors printed, SIFT flow ahead of local matching."""
         result = subprocess.run(
