@@ -10,15 +10,18 @@ second run with the same file skips the pairs already in it: an interrupted run 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import math
 import multiprocessing
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,7 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--jobs",
         type=positive_int,
         default=1,
-        help="pairs scored at once, each in its own process on a share of the CPU threads "
+        help="pairs scored at once, on a share of the CPU threads each: this process and N - 1 more "
         "(default 1: one pair at a time on all of them)",
     )
     add_device_option(command)
@@ -145,23 +148,69 @@ def _natural(stem: str) -> tuple:
 
 
 def _scored(pairs: list[_Pair], scan_dir: Path, device, jobs: int) -> Iterator[tuple[_Pair, object, float]]:
-    """``(pair, scores or the error that stopped it, seconds)`` for each pair, as they finish."""
+    """``(pair, scores or the error that stopped it, seconds)`` for each pair, as they finish.
+
+    With ``jobs > 1`` this process scores pairs too, from the start, while ``jobs - 1`` spawned
+    workers import the package (seconds each) and then take pairs as they get free: the pairs
+    wait in one queue, so a slow pair holds up no other.
+    """
     if jobs == 1:
         for pair in pairs:
             yield (pair, *_timed_score(pair, scan_dir, device))
         return
-    # spawn, not fork: a forked copy of a process that has started torch's or numba's threads can hang
-    threads = max(1, torch.get_num_threads() // jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        futures = {pool.submit(_timed_score, pair, scan_dir, device): pair for pair in pairs}
+    waiting, taken = collections.deque(pairs), threading.Lock()
+    finished: queue.Queue = queue.Queue()  # (pair, outcome, seconds), or an exception to raise
+    stop = threading.Event()
+
+    def next_pair() -> _Pair | None:
+        with taken:
+            return waiting.popleft() if waiting and not stop.is_set() else None
+
+    def score_here() -> None:
         try:
-            for future in as_completed(futures):
-                yield (futures[future], *future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+            while (pair := next_pair()) is not None:
+                finished.put((pair, *_timed_score(pair, scan_dir, device)))
+        except BaseException as error:  # a bug: raised in the main thread
+            finished.put(error)
+
+    def submit_next(pool: ProcessPoolExecutor) -> None:
+        if (pair := next_pair()) is not None:
+            pool.submit(_timed_score, pair, scan_dir, device).add_done_callback(
+                lambda future: report(pool, pair, future)
+            )
+
+    def report(pool: ProcessPoolExecutor, pair: _Pair, future) -> None:
+        if future.cancelled():
+            return
+        try:
+            finished.put((pair, *future.result()))
+        except BaseException as error:  # a worker that died, or a bug in it
+            finished.put(error)
+            return
+        submit_next(pool)
+
+    # spawn, not fork: a forked copy of a process that has started torch's or numba's threads can hang
+    all_threads = torch.get_num_threads()
+    threads = max(1, all_threads // jobs)
+    torch.set_num_threads(threads)  # this process's share
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        jobs - 1, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        for _ in range(jobs - 1):
+            submit_next(pool)
+        here = threading.Thread(target=score_here, name="docunet-scoring", daemon=True)
+        here.start()
+        try:
+            for _ in range(len(pairs)):
+                item = finished.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # no new pairs: the ones under way finish, the pool waits for its own
+            here.join()
+            torch.set_num_threads(all_threads)
 
 
 def _timed_score(pair: _Pair, scan_dir: Path, device) -> tuple[object, float]:

@@ -4,6 +4,7 @@ import csv
 import re
 
 import pytest
+import torch
 
 from siftflow_nn.cli import docunet as command
 from siftflow_nn.cli import main
@@ -58,6 +59,26 @@ def test_scores_and_means_are_the_librarys(benchmark, tmp_path, capsys):
     assert out[0].startswith("1_1 copy_rec.png") and f"LD {float(expected.local_distortion[0]):.4f}" in out[0]
     means = [float(values.mean()) for values in expected]
     assert out[-1] == f"mean over 2 of 2 pairs: MS-SSIM {means[0]:.6f}  LD {means[1]:.4f}  Li-D {means[2]:.4f}"
+
+
+def test_jobs_score_every_pair_as_one_process_does(benchmark, tmp_path, capsys):
+    """``--jobs 3``: this process and two spawned workers share the pairs; the same scores, a
+    missing scan reported, the rest scored; torch's thread count restored afterwards."""
+    rec_dir, scan_dir = benchmark
+    for index in (2, 3):
+        (scan_dir / f"{index}.png").write_bytes((scan_dir / "1.png").read_bytes())
+        for photo in (1, 2):
+            source = rec_dir / f"1_{photo} copy_rec.png"
+            (rec_dir / f"{index}_{photo} copy_rec.png").write_bytes(source.read_bytes())
+    (rec_dir / "4_1 copy_rec.png").write_bytes((rec_dir / "1_1 copy_rec.png").read_bytes())  # no scan 4
+    threads = torch.get_num_threads()
+    one, three = tmp_path / "one.csv", tmp_path / "three.csv"
+    assert main(["docunet", str(rec_dir), str(scan_dir), "--csv", str(one)]) == 1
+    assert main(["docunet", str(rec_dir), str(scan_dir), "--csv", str(three), "--jobs", "3"]) == 1
+    assert torch.get_num_threads() == threads
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("siftflow-nn: error:")]
+    assert len(errors) == 2 and all("4_1 copy_rec.png: its scan" in line for line in errors)
+    assert len(_rows(one)) == 7 and sorted(_rows(three)) == sorted(_rows(one))  # as they finish
 
 
 def test_an_interrupted_run_resumes(benchmark, tmp_path, fake_scores, capsys):
