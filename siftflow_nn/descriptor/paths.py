@@ -73,12 +73,14 @@ def compute(
     return out.copy_(stored_scale(result) if out.dtype == torch.uint8 else result)
 
 
-def stored_scale(descriptor: torch.Tensor) -> torch.Tensor:
+def stored_scale(descriptor: torch.Tensor, in_place: bool = False) -> torch.Tensor:
     """``min(255 v, 255)`` clamped at 0, in float32 at least (float64 stays), as the original
-    multiplies before storing a uint8: copying it into a uint8 tensor truncates, as the cast does."""
+    multiplies before storing a uint8: copying it into a uint8 tensor truncates, as the cast does.
+    ``in_place``: ``descriptor`` may be overwritten (a float32 or float64 one is)."""
     work = descriptor.detach()
-    work = work.double() if work.dtype == torch.float64 else work.float()
-    return (work * 255).clamp(0, 255)
+    if work.dtype not in (torch.float32, torch.float64):
+        work, in_place = work.float(), True  # a fresh copy
+    return (work.mul_(255) if in_place else work * 255).clamp_(0, 255)
 
 
 def _in_graph_capture() -> bool:
@@ -153,10 +155,8 @@ def _eager(
                 if buffer is not None:
                     floats = buffer[: target.shape[0], :, : target.shape[2]]
                     write_strip(floats, work[start : start + chunk], basis, options, col_plans, margins, first_row)
-                    in_place = floats.dtype in (torch.float32, torch.float64)
-                    scaled = floats.mul_(255).clamp_(0, 255) if in_place else stored_scale(floats)
                     # to uint8 in the float layout, then rearranged (cheaper for 1-byte values)
-                    target.copy_(scaled.to(torch.uint8))
+                    target.copy_(stored_scale(floats, in_place=True).to(torch.uint8))
                 else:
                     writer = write_stored if direct else write_descriptors
                     write_strip(

@@ -9,6 +9,8 @@ wrap-around test for negative indices, which otherwise keeps LLVM from vectorisi
 import numba
 import numpy as np
 
+from siftflow_nn.matlab._compiled import dyadic_row
+
 
 @numba.njit(cache=True, parallel=True)
 def reduce_along_x(image, indices, weights, divisor, out):
@@ -111,19 +113,10 @@ def resize_to_uint8_dyadic(image, y_indices, y_taps, x_indices, x_taps, bits, ou
     ``(sum + 2^(bits - 1)) >> bits`` is its ``floor(value + 0.5)``, and the bytes are the same.
     ``image`` ``(H, W, C)`` uint8, ``out`` ``(H', W', C)`` uint8; output rows in parallel."""
     height, width, channels = image.shape
-    row_length = width * channels
+    rows = image.reshape(height, width * channels)  # along y, the channels are more columns
     half = _i32(1 << (bits - 1))
     for y in numba.prange(y_indices.shape[0]):
-        along_y = np.zeros(row_length, np.int32)
-        for tap in range(y_indices.shape[1]):
-            weight = _i32(y_taps[y, tap])
-            if weight == 0:
-                continue
-            source = image[y_indices[y, tap]].reshape(-1)
-            for index in range(row_length):
-                along_y[index] = _i32(along_y[index] + _i32(weight * _i32(source[index])))
-        for index in range(row_length):
-            along_y[index] = min(max(_i32(_i32(along_y[index] + half) >> bits), _i32(0)), _i32(255))
+        along_y = dyadic_row(rows, y_indices[y], y_taps[y], bits)
         target = np.zeros(channels, np.int32)
         for x in range(x_indices.shape[0]):
             target[:] = 0

@@ -105,24 +105,34 @@ def filter_uint8(image, taps, out):
                 out[y, i] = np.uint8(min(max(np.floor(column[i] + 0.5), 0.0), 255.0))
 
 
+@numba.njit(cache=True, inline="always")
+def dyadic_row(image, indices, taps, bits):
+    """``clamp(round(sum_t taps[t] image[indices[t]] / 2^bits), 0, 255)``: one output row (int32)
+    from rows of a uint8 ``(H, W)`` image, for weights that are multiples of ``2^-bits``
+    (``taps``: the weights times ``2^bits``); exact in int32, so MATLAB's float64 sum rounded."""
+    width = image.shape[1]
+    total = np.zeros(width, np.int32)
+    for t in range(indices.shape[0]):
+        weight = _i32(taps[t])
+        if weight == 0:
+            continue
+        source = image[indices[t]]
+        for i in range(width):
+            total[i] = _i32(total[i] + _i32(weight * _i32(source[i])))
+    half = _i32(1 << (bits - 1))
+    for i in range(width):
+        total[i] = min(max(_i32(_i32(total[i] + half) >> bits), _i32(0)), _i32(255))
+    return total
+
+
 @numba.njit(cache=True, parallel=True)
 def rows_dyadic_uint8(image, indices, taps, bits, out):
-    """``out[i] = uint8(round(sum_t taps[i, t] image[indices[i, t]] / 2^bits))``, whole rows of a
-    uint8 ``(H, W)`` image (a resize or filter along y whose weights are multiples of ``2^-bits``):
-    exact in int32, so equal to MATLAB's float64 sum rounded."""
-    width = image.shape[1]
-    half = _i32(1 << (bits - 1))
+    """``out[i] = dyadic_row(image, indices[i], taps[i], bits)``, whole rows of a uint8 ``(H, W)``
+    image (a resize or filter along y whose weights are multiples of ``2^-bits``)."""
     for y in numba.prange(indices.shape[0]):
-        total = np.zeros(width, np.int32)
-        for t in range(indices.shape[1]):
-            weight = _i32(taps[y, t])
-            if weight == 0:
-                continue
-            source = image[indices[y, t]]
-            for i in range(width):
-                total[i] = _i32(total[i] + _i32(weight * _i32(source[i])))
-        for i in range(width):
-            out[y, i] = np.uint8(min(max(_i32(_i32(total[i] + half) >> bits), _i32(0)), _i32(255)))
+        row = dyadic_row(image, indices[y], taps[y], bits)
+        for i in range(row.shape[0]):
+            out[y, i] = np.uint8(row[i])
 
 
 @numba.njit(cache=True, parallel=True)
