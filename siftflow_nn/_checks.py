@@ -18,9 +18,11 @@ from kornia.core.check import KORNIA_CHECK_IS_TENSOR, KORNIA_CHECK_SHAPE
 
 
 def describe_value(value: Any) -> str:
-    """What a value is, for messages: a tensor's dtype and shape, else its type's name."""
+    """What a value is, for messages: a tensor's or array's dtype and shape, else its type's name."""
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
     return type(value).__name__
 
 

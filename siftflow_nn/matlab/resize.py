@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from siftflow_nn._checks import check_planes
+from siftflow_nn._checks import check_planes, describe_value
 from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab.rounding import as_double, back_to_class
@@ -71,6 +71,8 @@ def dyadic_taps(weights: np.ndarray, bits: int = 8) -> np.ndarray | None:
 
     MATLAB's taps at the scale 0.5 are (``[-3 -9 29 111 111 29 -9 -3] / 256`` with antialiasing):
     resizing a uint8 image by them is then exact integer arithmetic, whatever the summation order.
+    ``weights``: an ``(out_length, taps)`` table (``resize_weights``'); the result has its shape.
+    ``None`` too where a uint8 row's sum could overflow int32.
 
     Example:
         >>> dyadic_taps(resize_weights(8, 4, 0.5)[1])[0].tolist()
@@ -78,6 +80,10 @@ def dyadic_taps(weights: np.ndarray, bits: int = 8) -> np.ndarray | None:
         >>> dyadic_taps(resize_weights(9, 4, 0.45)[1]) is None
         True
     """
+    if not (isinstance(weights, np.ndarray) and weights.ndim == 2 and np.issubdtype(weights.dtype, np.floating)):
+        raise ValueError(f"weights must be an (out_length, taps) float array, got {describe_value(weights)}")
+    if not (isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 23):
+        raise ValueError(f"bits must be an int from 1 to 23, got {bits!r}")
     scaled = weights * 2.0**bits
     if not np.array_equal(scaled, np.round(scaled)) or np.abs(scaled).sum(axis=1).max() * 255 >= 2**31:
         return None

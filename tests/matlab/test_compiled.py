@@ -76,3 +76,17 @@ class TestCompiledPath(BaseTester):
         _, weights = matlab.resize_weights(length, (length + 1) // 2, 0.5)
         taps = matlab.dyadic_taps(weights)
         assert taps is not None and np.array_equal(taps / 256, weights)
+
+    @pytest.mark.parametrize(
+        ("weights", "bits", "message"),
+        [
+            ([[0.5, 0.5]], 8, r"weights must be an \(out_length, taps\) float array, got list"),
+            (np.ones(3), 8, r"weights must be .* got a float64 array of shape \(3,\)"),
+            (np.ones((2, 2), np.int64), 8, r"weights must be .* got a int64 array"),
+            (np.ones((2, 2)), 0, "bits must be an int from 1 to 23, got 0"),
+            (np.ones((2, 2)), 8.0, "bits must be an int from 1 to 23, got 8.0"),
+        ],
+    )
+    def test_dyadic_taps_names_a_bad_argument(self, weights, bits, message):
+        with pytest.raises(ValueError, match=message):
+            matlab.dyadic_taps(weights, bits)
