@@ -189,7 +189,7 @@ class SIFTFlow(nn.Module):
             energies: which energies each level records: ``"every"`` iteration's (default, as the
                 original reports them), the ``"last"`` one's, or ``"none"``. The flow is the same;
                 the labels of an iteration whose energy is not recorded are not computed, which
-                saves about a third of the time (a DocUNet pair: 0.67x with ``"none"``).
+                saves about a third of the time (a DocUNet pair: about 0.7x with ``"none"``).
 
         Returns:
             ``(flow, levels)``: the ``(B, 2, H, W)`` float flow, and per level (finest first) a dict
