@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from siftflow_nn import matlab
+from siftflow_nn._native import kernels, threads
 
 _GAUSSIAN_SIZE, _GAUSSIAN_SIGMA = 5, 0.67  # fspecial('gaussian', 5, 0.67)
 _GAUSSIAN_TAPS = matlab.gaussian_taps(_GAUSSIAN_SIZE, _GAUSSIAN_SIGMA)
-_CHANNEL_CHUNK = 16  # channels filtered at a time by the compiled path: bounds its float64 room
 SCHEDULES = ("2009", "2010")
 
 
@@ -148,69 +148,30 @@ def descriptor_pyramid(sift: torch.Tensor, num_levels: int, schedule: str = "200
 
 
 def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2009") -> list[np.ndarray]:
-    """``descriptor_pyramid`` for one ``(H, W, D)`` uint8 array, with the compiled kernels.
+    """``descriptor_pyramid`` for one ``(H, W, D)`` uint8 array, with the compiled kernels
+    (``csrc/pyramid.cpp``), from the same tables.
 
-    Channels are independent: the 2009 steps, in float64, take them through all levels a chunk
-    at a time, so that the intermediates stay small (a few tens of MB) and are recycled from chunk
-    to chunk. The 2010 steps keep uint8 between passes, as MATLAB does, and never hold a float64
-    image: they take all channels at once (the resize's inner loops run over the channels).
+    The 2009 steps, in float64, take the channels through all levels 16 at a time, so that the
+    intermediates stay small and in cache; the 2010 steps keep uint8 between passes, as MATLAB does,
+    and never hold a float64 image.
     """
     height, width, channels = sift.shape
     sizes = level_sizes(height, width, num_levels)
-    levels = [sift] + [np.empty((*size, channels), np.uint8) for size in sizes[1:]]
-    room: dict[tuple, np.ndarray] = {}
-
-    def buffer(role: tuple, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
-        if (role, shape) not in room:
-            room[role, shape] = np.empty(shape, dtype)
-        return room[role, shape]
-
+    levels = [np.empty((*size, channels), np.uint8) for size in sizes[1:]]
+    sift = np.ascontiguousarray(sift)
     if schedule == "2010":  # per level: the resize's tables, rows first (as resize_plan orders them)
-        steps, tables = _steps_2010_hwc, [matlab.resize_plan(size, 0.5)[0] for size in sizes[:-1]]
-        chunk_size = channels
+        y_tables, x_tables = [], []
+        for size in sizes[:-1]:
+            (_, y_indices, y_weights), (_, x_indices, x_weights) = matlab.resize_plan(size, 0.5)[0]
+            # imresize's taps at the scale 0.5 are multiples of 1/256: the resize is exact in integers
+            y_tables.append((y_indices, matlab.dyadic_taps(y_weights)))
+            x_tables.append((x_indices, matlab.dyadic_taps(x_weights)))
+        kernels.descriptor_pyramid_2010(sift, _GAUSSIAN_TAPS, y_tables, x_tables, levels, threads())
     else:  # per level: the composed filter-and-resize tables along x and y
-        steps, tables = _steps_2009_hwc, [(reduction_weights(w), reduction_weights(h)) for h, w in sizes[:-1]]
-        chunk_size = _CHANNEL_CHUNK
-    for start in range(0, channels, chunk_size):
-        chunk = slice(start, start + chunk_size)
-        steps(sift[:, :, chunk], sizes, tables, [level[:, :, chunk] for level in levels[1:]], buffer)
-    return levels
-
-
-def _steps_2010_hwc(source: np.ndarray, sizes, tables, targets: list[np.ndarray], buffer) -> None:
-    """The 2010 levels of a chunk of channels: uint8 between passes, as MATLAB; no float64 image."""
-    from siftflow_nn.flow import _pyramid_kernels as kernels
-
-    count = source.shape[2]
-    for level, target in enumerate(targets):
-        (_, y_indices, y_weights), (_, x_indices, x_weights) = tables[level]
-        filtered = buffer(("filtered", level), (*sizes[level], count), np.uint8)
-        kernels.filter_to_uint8(source, _GAUSSIAN_TAPS, filtered)
-        reduced = buffer(("reduced", level), (*sizes[level + 1], count), np.uint8)
-        # imresize's taps at the scale 0.5 are multiples of 1/256: the resize is exact in integers
-        y_taps, x_taps = matlab.dyadic_taps(y_weights), matlab.dyadic_taps(x_weights)
-        kernels.resize_to_uint8_dyadic(filtered, y_indices, y_taps, x_indices, x_taps, 8, reduced)
-        target[...] = reduced
-        source = reduced
-
-
-def _steps_2009_hwc(source: np.ndarray, sizes, tables, targets: list[np.ndarray], buffer) -> None:
-    """The 2009 levels of a chunk of channels: in float64 (filter and resize as one table per
-    axis), each level read back with the mex's wrap-around."""
-    from siftflow_nn.flow import _pyramid_kernels as kernels
-
-    count, divisor = source.shape[2], 255.0  # im2double of the uint8 finest level
-    for level, target in enumerate(targets):
-        (h, _), (out_h, out_w) = sizes[level], sizes[level + 1]
-        reduced_x = buffer(("x", level), (h, out_w, count))
-        along_x, along_y = tables[level]
-        kernels.reduce_along_x(source, *along_x, divisor, reduced_x)
-        reduced = buffer(("xy", level), (out_h, out_w, count))
-        kernels.reduce_along_y(reduced_x, *along_y, reduced)
-        wrapped = np.empty((out_h, out_w, count), np.uint8)
-        kernels.to_uint8_wrapped(reduced, wrapped)
-        target[...] = wrapped
-        source, divisor = reduced, 1.0
+        x_tables = [reduction_weights(w) for _, w in sizes[:-1]]
+        y_tables = [reduction_weights(h) for h, _ in sizes[:-1]]
+        kernels.descriptor_pyramid_2009(sift, x_tables, y_tables, levels, threads())
+    return [sift, *levels]
 
 
 def upsample_offsets(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -5,7 +5,7 @@ TPAMI 2011, section 3: a truncated L1 data term on SIFT descriptors, a small-dis
 a truncated L1 smoothness term, minimised by dual-layer belief propagation, coarse to fine. Unlike
 ``local_matching.py`` (each pixel's best match on its own), it finds one smooth flow for the whole
 image. The driver here follows ``SIFTflowc2f.m``; ``pyramid.py`` builds the levels and plans them;
-a solver does each level: ``compiled.py`` (numba, the original's sweeps) or
+a solver does each level: ``compiled.py`` (C++, the original's sweeps) or
 ``belief_propagation.py`` (torch, any device).
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from siftflow_nn import _native
 from siftflow_nn._checks import (
     check_bool,
     check_image,
@@ -53,11 +54,12 @@ class SIFTFlow(nn.Module):
     (``round(linspace(30, 18, 4))``), in-level hierarchies of 2 at the top and ``num_levels - i``
     at level ``i`` (1 = finest).
 
-    Two solvers give this result: ``"compiled"`` (numba, CPU) follows the original's sequential
+    Two solvers give this result: ``"compiled"`` (C++, CPU) follows the original's sequential
     sweeps exactly (the same energies, iteration by iteration) and runs them in parallel where the
     sweep order allows; ``"torch"`` (any device, the portable reference) updates checkerboard
     colours at once, a slightly different schedule (energies within about 0.5%). ``"auto"`` picks
-    the compiled one for CPU tensors when numba is installed.
+    the compiled one for CPU tensors when the package's compiled kernels are built (they are in a
+    wheel, and in a source install with a C++ compiler).
 
     Args:
         alpha: smoothness cost per pixel of flow difference between neighbours.
@@ -259,15 +261,15 @@ def _pick_solver(name: str, device: torch.device):
             raise ValueError(f"solver='compiled' runs on the CPU; the descriptors are on {device}")
         return TorchSolver()
     if not compiled.AVAILABLE:
+        if name == "compiled":
+            raise ImportError(f"solver='compiled' needs {_native.MISSING}; reinstall the package with a C++ compiler")
         warnings.warn(
-            "numba is not installed: SIFTFlow falls back to its portable torch solver, several times "
-            "slower and with checkerboard updates (energies within about 1% of the original's); "
-            "`pip install numba` for the compiled one",
+            f"SIFTFlow falls back to its portable torch solver, several times slower and with checkerboard "
+            f"updates (energies within about 1% of the original's): {_native.MISSING}; reinstall the package "
+            f"with a C++ compiler (see the README) for the compiled one",
             RuntimeWarning,
             stacklevel=4,
         )
-        if name == "compiled":
-            raise ImportError("solver='compiled' needs numba: pip install numba")
         return TorchSolver()
     return compiled.CompiledSolver()
 

@@ -5,12 +5,12 @@ import torch
 
 try:
     from siftflow_nn.matlab import _compiled as kernels
-except ImportError:  # numba missing: the torch versions run everywhere
+except ImportError:  # the compiled kernels are not built: the torch versions run everywhere
     kernels = None
 
 
 def compiled(*tensors: torch.Tensor) -> bool:
-    """Whether ``tensors`` go through the compiled kernels: numba is there, they are on the CPU,
+    """Whether ``tensors`` go through the compiled kernels: they are built, they are on the CPU,
     uint8 or float64 (the dtypes whose MATLAB arithmetic the kernels do), and need no gradient."""
     return kernels is not None and all(
         tensor.device.type == "cpu" and tensor.dtype in (torch.uint8, torch.float64) and not tensor.requires_grad

@@ -7,9 +7,7 @@ import math
 import numpy as np
 import pytest
 
-numba = pytest.importorskip("numba")
-
-from siftflow_nn.flow import _bands, _bp_kernels  # noqa: E402
+from siftflow_nn._native import kernels
 
 # Neighbour per (forward, direction): step (dx, dy), the slot left out of the belief, the
 # receiver's slot. Slots: the message from the left, right, upper, lower neighbour.
@@ -98,43 +96,19 @@ def _energy(labels, offsets, data, costs, s, d):
 @pytest.mark.parametrize("threads", [1, 2], ids=["bands in turn", "wavefront"])
 def test_sweeps_equal_the_original_raster_order(height, width, window, s, d, threads):
     """One thread runs the bands one after the other, more run the wavefront: both the original's."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        _check_sweeps(height, width, window, s, d)
-    finally:
-        numba.set_num_threads(before)
-
-
-def _check_sweeps(height, width, window, s, d):
     rng = np.random.default_rng(height * width)
     count = 2 * window + 1
     data = rng.integers(0, 60, (height, width, count, count)).astype(np.int32)
     offsets = rng.integers(-4, 5, (2, height, width)).astype(np.int32)  # some windows do not overlap
-    banded = _bands.to_bands(data.reshape(height, width, -1))
-    labels, energies = _bp_kernels.solve(banded, offsets, window, s, d, 0.7, 13, hierarchy=0)
+    flat = data.reshape(height, width, -1)
+    labels, energies = kernels.solve_data(flat, offsets, window, s, d, 0.7, 13, 0, "every", threads)
     expected_labels, expected_energies = _reference(data, offsets, window, s, d, 0.7, 13)
     np.testing.assert_array_equal(labels, expected_labels)
     np.testing.assert_allclose(energies, expected_energies, rtol=1e-13)  # sums of fractions, in another order
     for record, expected in (("last", expected_energies[-1:]), ("none", expected_energies[:0])):
-        labels, energies = _bp_kernels.solve(banded, offsets, window, s, d, 0.7, 13, 0, record)
+        labels, energies = kernels.solve_data(flat, offsets, window, s, d, 0.7, 13, 0, record, threads)
         np.testing.assert_array_equal(labels, expected_labels)  # the labels are the same without energies
         np.testing.assert_allclose(energies, expected, rtol=1e-13)
-
-
-def test_bands_round_trip_and_finer_copies_each_2x2_block():
-    rng = np.random.default_rng(0)
-    field = rng.integers(-50, 50, (37, 23, 3)).astype(np.int32)
-    banded = _bands.to_bands(field)
-    assert banded.shape == (math.ceil(37 / _bands.LANES), 23 + _bands.LANES + 1, 3, _bands.LANES)
-    np.testing.assert_array_equal(_bands.from_bands(banded, 37, 23), field)
-    assert np.abs(banded).sum() == np.abs(field).sum()  # the padding holds zeros
-    coarse = np.stack([_bands.to_bands(field), _bands.to_bands(-field)])
-    fine = _bands.finer(coarse, (73, 45))
-    expected = field.repeat(2, 0).repeat(2, 1)[:73, :45]
-    np.testing.assert_array_equal(_bands.from_bands(fine[0], 73, 45), expected)
-    np.testing.assert_array_equal(_bands.from_bands(fine[1], 73, 45), -expected)
-    assert np.abs(fine).sum() == 2 * np.abs(expected).sum()  # zeros in its padding too
 
 
 @pytest.mark.parametrize(("height", "width"), [(37, 23), (16, 5), (1, 9)])
@@ -144,13 +118,12 @@ def test_coarser_sums_each_2x2_block_in_bands(height, width):
     rng = np.random.default_rng(height)
     data = rng.integers(0, 1000, (height, width, 9)).astype(np.int32)
     offsets = rng.integers(-7, 8, (2, height, width)).astype(np.int32)
-    coarse_data, coarse_offsets = _bp_kernels.coarser(_bands.to_bands(data), offsets)
+    coarse_data, coarse_offsets = kernels.coarser(data, offsets)
     coarse_h, coarse_w = (height + 1) // 2, (width + 1) // 2
     padded = np.zeros((2 * coarse_h, 2 * coarse_w, 9), np.int64)
     padded[:height, :width] = data
     expected = padded.reshape(coarse_h, 2, coarse_w, 2, 9).sum((1, 3))
-    np.testing.assert_array_equal(_bands.from_bands(coarse_data, coarse_h, coarse_w), expected)
-    assert coarse_data.sum() == data.sum()  # nothing in the padding
+    np.testing.assert_array_equal(coarse_data, expected)
     for layer in range(2):
         for y in range(coarse_h):
             for x in range(coarse_w):

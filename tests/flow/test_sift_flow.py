@@ -132,12 +132,13 @@ class TestSIFTFlow(BaseTester):
             assert abs(level["energy"][-1, 0].item() / original - 1) < 0.01, index
 
     @pytest.mark.parametrize(
-        ("channels", "height", "width"), [(16, 9, 13), (64, 20, 40)], ids=["byte loop", "32-byte sums, 2 tiles"]
+        ("channels", "height", "width"), [(16, 9, 13), (37, 20, 40), (128, 18, 70)],
+        ids=["16 bytes", "odd length, 2 tiles", "128-D, 3 tiles, 2 bands"],
     )
     def test_compiled_and_torch_data_terms_are_equal(self, channels, height, width):
         """Costs of every label, the histogram-median default for matches outside image 2 included;
-        descriptors of 32k bytes go 32 at a time, and more than one tile of steps."""
-        from siftflow_nn.flow import _bands, _bp_kernels
+        descriptor lengths that fill vector registers or not, and more than one tile of steps."""
+        from siftflow_nn._native import kernels
 
         generator = torch.Generator().manual_seed(1)
         shape = (2, 1, channels, height, width)
@@ -146,8 +147,8 @@ class TestSIFTFlow(BaseTester):
         window = 2
         expected = data_term(sift1.float(), sift2.float(), offset[:, 0].float(), offset[:, 1].float(), window)
         hwc = [np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()) for sift in (sift1, sift2)]
-        banded = _bp_kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window)
-        ours = _bands.from_bands(banded, height, width).reshape(height, width, 5, 5)
+        ours = kernels.data_term(hwc[0], hwc[1], np.ascontiguousarray(offset[0].numpy()), window, 2)
+        ours = ours.reshape(height, width, 5, 5)
         np.testing.assert_array_equal(ours, expected[0].numpy().astype(np.int32))
 
     def test_compiled_pyramid_equals_the_torch_pyramid_bit_for_bit(self):
@@ -178,7 +179,7 @@ class TestSIFTFlow(BaseTester):
             torch.set_num_threads(before)
         assert torch.equal(one, two)
         assert torch.equal(levels_one[0]["energy"], levels_two[0]["energy"])
-        assert torch.get_num_threads() == before  # numba's OpenMP launch must not leak into torch's count
+        assert torch.get_num_threads() == before  # the kernels' OpenMP teams must not leak into torch's count
 
     def test_compiled_and_torch_solvers_agree_on_a_synthetic_pair(self):
         image1, image2, truth = synthetic_pair(72, 96, max_displacement=3.0, seed=10, noise=0.03)
@@ -187,15 +188,16 @@ class TestSIFTFlow(BaseTester):
         assert abs(self.epe(compiled, truth) - self.epe(portable, truth)) < 0.1
         assert (compiled == portable).all(0).float().mean() > 0.9
 
-    def test_without_numba_the_torch_solver_runs_with_a_warning(self, monkeypatch):
+    def test_without_the_kernels_the_torch_solver_runs_with_a_warning(self, monkeypatch):
         import siftflow_nn.flow.sift_flow as module
 
         monkeypatch.setattr(module.compiled, "AVAILABLE", False)
+        monkeypatch.setattr(module._native, "MISSING", "the compiled kernels (siftflow_nn._kernels) could not be loaded")
         image1, image2, truth = translated_pair(40, 48, dx=1, dy=2)
-        with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        with pytest.warns(RuntimeWarning, match="falls back to its portable torch solver.*could not be loaded"):
             flow = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)(image1[None], image2[None])
         assert self.epe(flow[0], truth) == 0
-        with pytest.raises(ImportError, match="pip install numba"), pytest.warns(RuntimeWarning):
+        with pytest.raises(ImportError, match="C\\+\\+ compiler"):
             SIFTFlow(solver="compiled")(image1[None], image2[None])
 
     def test_level_plans_follow_the_original_schedule(self):

@@ -1,0 +1,114 @@
+// The descriptor written straight into its stored form, uint8, channels last: to_uint8 of each
+// cell * inv_norm computed where it is written (siftflow_nn/descriptor/stored.py), so no float
+// descriptor exists, whole or in strips. The product in the maps' dtype, times 255, clamped to
+// [0, 255] (NaN to 0), truncated: sampling.write_descriptors followed by to_uint8.
+#include <type_traits>
+
+#include "common.h"
+
+namespace siftflow {
+namespace {
+
+struct CellSource {
+    int64_t map, top, left;
+};
+
+template <class T>
+struct CellMap {
+    const T* data;
+    int64_t bins, height, width;
+};
+
+// Row y of every cell: each pixel's bytes are written while its cache lines are held (cell by
+// cell over the whole image is 2-3x slower).
+template <class T>
+SIFTFLOW_INLINE void write_row(const std::vector<CellMap<T>>& maps, const std::vector<CellSource>& sources,
+                               const T* norms, int width, int y, uint8_t* row, int64_t stride) {
+    const T full = static_cast<T>(255);
+    int64_t channel = 0;
+    for (const CellSource& source : sources) {
+        const CellMap<T>& cells = maps[source.map];
+        for (int x = 0; x < width; ++x) {
+            const T scale = norms[x];
+            uint8_t* SIFTFLOW_RESTRICT target = row + x * stride + channel;
+            const T* SIFTFLOW_RESTRICT value = cells.data + (source.top + y) * cells.width + source.left + x;
+            for (int64_t b = 0; b < cells.bins; ++b) {
+                const T stored = value[b * cells.height * cells.width] * scale * full;
+                target[b] = static_cast<uint8_t>(static_cast<int32_t>(stored > 0 ? (stored < full ? stored : full) : 0));
+            }
+        }
+        channel += cells.bins;
+    }
+}
+
+SIFTFLOW_CLONES void write_row_float(const std::vector<CellMap<float>>& maps, const std::vector<CellSource>& sources,
+                                     const float* norms, int width, int y, uint8_t* row, int64_t stride) {
+    write_row(maps, sources, norms, width, y, row, stride);
+}
+
+SIFTFLOW_CLONES void write_row_double(const std::vector<CellMap<double>>& maps, const std::vector<CellSource>& sources,
+                                      const double* norms, int width, int y, uint8_t* row, int64_t stride) {
+    write_row(maps, sources, norms, width, y, row, stride);
+}
+
+template <class T>
+void write_cells_as(const py::list& maps, const py::array& sources, const py::array& inv_norm, const py::array& out,
+                    int64_t channel, int threads) {
+    std::vector<CellMap<T>> cell_maps;
+    for (size_t index = 0; index < maps.size(); ++index) {
+        py::array map = maps[index].cast<py::array>();
+        cell_maps.push_back({array_data<T>(map, "maps[k]", 3), map.shape(0), map.shape(1), map.shape(2)});
+    }
+    const int64_t* table = array_data<int64_t>(sources, "sources", 2);
+    check_shape(sources, "sources", {-1, 3});
+    const T* norms = array_data<T>(inv_norm, "inv_norm", 2);
+    uint8_t* target = array_data<uint8_t>(out, "out", 3, true);
+    const int height = static_cast<int>(inv_norm.shape(0)), width = static_cast<int>(inv_norm.shape(1));
+    check_shape(out, "out", {height, width});
+    std::vector<CellSource> cells;
+    int64_t depth = 0;
+    for (py::ssize_t cell = 0; cell < sources.shape(0); ++cell) {
+        const CellSource source{table[3 * cell], table[3 * cell + 1], table[3 * cell + 2]};
+        if (source.map < 0 || source.map >= static_cast<int64_t>(cell_maps.size())) {
+            throw py::value_error("sources names a map that is not given");
+        }
+        const CellMap<T>& map = cell_maps[source.map];
+        if (source.top < 0 || source.left < 0 || source.top + height > map.height || source.left + width > map.width) {
+            throw py::value_error("sources places a cell outside its map");
+        }
+        cells.push_back(source);
+        depth += map.bins;
+    }
+    const int64_t stride = out.shape(2);
+    if (channel < 0 || channel + depth > stride) throw py::value_error("out has too few channels for the cells");
+    py::gil_scoped_release release;
+    parallel_for(height, threads, [&](int64_t y) {
+        uint8_t* row = target + y * width * stride + channel;
+        if constexpr (std::is_same_v<T, float>) {
+            write_row_float(cell_maps, cells, norms + y * width, width, static_cast<int>(y), row, stride);
+        } else {
+            write_row_double(cell_maps, cells, norms + y * width, width, static_cast<int>(y), row, stride);
+        }
+    });
+}
+
+void write_cells(const py::list& maps, const py::array& sources, const py::array& inv_norm, const py::array& out,
+                 int64_t channel, int threads) {
+    if (py::isinstance<py::array_t<float>>(inv_norm) && inv_norm.dtype().kind() == 'f' && inv_norm.itemsize() == 4) {
+        write_cells_as<float>(maps, sources, inv_norm, out, channel, threads);
+    } else {
+        write_cells_as<double>(maps, sources, inv_norm, out, channel, threads);
+    }
+}
+
+}  // namespace
+
+void register_descriptor(py::module_& m) {
+    m.def("write_cells", &write_cells, py::arg("maps"), py::arg("sources"), py::arg("inv_norm"), py::arg("out"),
+          py::arg("channel"), py::arg("threads"),
+          "out[y, x, channel + cell * bins + b] = uint8(clamp(maps[m][b, y + top, x + left] * inv_norm[y, x] * 255)), "
+          "(m, top, left) = sources[cell]; maps (bins, H, W) and inv_norm (h, w) of one float dtype, out (h, w, D) "
+          "uint8.");
+}
+
+}  // namespace siftflow

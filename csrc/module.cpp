@@ -1,0 +1,25 @@
+// siftflow_nn._kernels: the compiled CPU kernels, built with the package (setup.py). Every kernel
+// takes the number of threads it may use (the Python side passes torch.get_num_threads()) and
+// releases the GIL while it runs.
+#include "common.h"
+
+namespace siftflow {
+void register_matcher(py::module_& m);
+void register_pyramid(py::module_& m);
+void register_matlab(py::module_& m);
+void register_descriptor(py::module_& m);
+}  // namespace siftflow
+
+PYBIND11_MODULE(_kernels, m) {
+    m.doc() = "siftflow_nn's compiled CPU kernels: SIFT flow's belief propagation, its descriptor pyramids, "
+              "MATLAB's image functions of the DocUNet metrics, and the uint8 descriptor writer.";
+    siftflow::register_matcher(m);
+    siftflow::register_pyramid(m);
+    siftflow::register_matlab(m);
+    siftflow::register_descriptor(m);
+#ifdef _OPENMP
+    m.attr("openmp") = true;
+#else
+    m.attr("openmp") = false;
+#endif
+}

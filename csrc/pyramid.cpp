@@ -1,0 +1,296 @@
+// The descriptor pyramids of SIFTflowc2f.m, on (H, W, C) uint8 descriptors, channels last: the same
+// filters, tables and summation orders as flow/pyramid.py's torch version (which the tests hold
+// these to bit for bit); the tables come from there.
+//
+// - 2009: in float64, per level one composed filter-and-resize table along x, then along y, each
+//   level read back with the mex's (unsigned char)(v * 255) wrap-around; channels a chunk at a time
+//   through all levels, so that the float64 intermediates stay small (a few MB) and in cache.
+// - 2010: MATLAB's uint8 imfilter (5 taps, x then y, rounded), then imresize(0.5) exactly in integers
+//   (its taps are multiples of 1/256), along y then x, rounded after each pass; all channels at once.
+#include <algorithm>
+#include <cmath>
+
+#include "resample.h"
+
+namespace siftflow {
+namespace {
+
+constexpr int CHANNEL_CHUNK = 16;  // 2009: channels taken through all levels together
+constexpr int FILTER_ROWS = 16;    // 2010: output rows per unit of parallel work
+
+struct Table {  // (out_length, taps) indices and weights
+    const int64_t* indices;
+    const double* weights;
+    const int32_t* taps;  // the weights times 2^bits, for the dyadic passes
+    int length, count;
+};
+
+Table table_of(const py::array& indices, const py::array& weights, const char* name, bool dyadic) {
+    Table table{};
+    table.indices = array_data<int64_t>(indices, name, 2);
+    if (dyadic) {
+        table.taps = array_data<int32_t>(weights, name, 2);
+    } else {
+        table.weights = array_data<double>(weights, name, 2);
+    }
+    check_shape(weights, name, {indices.shape(0), indices.shape(1)});
+    table.length = static_cast<int>(indices.shape(0));
+    table.count = static_cast<int>(indices.shape(1));
+    return table;
+}
+
+void check_indices(const Table& table, int64_t source_length, const char* name) {
+    for (int64_t index = 0; index < static_cast<int64_t>(table.length) * table.count; ++index) {
+        if (table.indices[index] < 0 || table.indices[index] >= source_length) {
+            throw py::value_error(std::string(name) + " holds an index outside 0.." + std::to_string(source_length - 1));
+        }
+    }
+}
+
+// --- 2009 --------------------------------------------------------------------------------------------
+
+// out[y, x', c] = sum_t w[x', t] * in[y, idx[x', t], c] (in: uint8 / 255 at the finest level, else
+// float64), the taps in order from 0.0; `stride` channels per input pixel, `count` of them taken.
+template <class T>
+SIFTFLOW_INLINE void reduce_x_rows(const T* source, int width, int stride, int count, double divisor, const Table& x,
+                                   int first_row, int last_row, double* out) {
+    alignas(64) double row_values[CHANNEL_CHUNK];
+    for (int y = first_row; y < last_row; ++y) {
+        const T* row = source + static_cast<size_t>(y) * width * stride;
+        double* target = out + static_cast<size_t>(y) * x.length * count;
+        for (int column = 0; column < x.length; ++column) {
+            double acc[CHANNEL_CHUNK] = {};
+            for (int tap = 0; tap < x.count; ++tap) {
+                const double weight = x.weights[column * x.count + tap];
+                const T* pixel = row + x.indices[column * x.count + tap] * stride;
+                for (int c = 0; c < count; ++c) row_values[c] = pixel[c] / divisor;
+                for (int c = 0; c < count; ++c) acc[c] += weight * row_values[c];
+            }
+            std::copy(acc, acc + count, target + static_cast<size_t>(column) * count);
+        }
+    }
+}
+
+SIFTFLOW_CLONES void reduce_x_uint8(const uint8_t* source, int width, int stride, int count, const Table& x,
+                                    int height, double* out) {
+    reduce_x_rows(source, width, stride, count, 255.0, x, 0, height, out);
+}
+
+SIFTFLOW_CLONES void reduce_x_float(const double* source, int width, int count, const Table& x, int height,
+                                    double* out) {
+    reduce_x_rows(source, width, count, count, 1.0, x, 0, height, out);
+}
+
+// out[y'] = sum_t w[y', t] * in[idx[y', t]], whole rows of `row_length` values, the taps in order.
+SIFTFLOW_CLONES void reduce_y(const double* source, size_t row_length, const Table& y, double* out) {
+    for (int row = 0; row < y.length; ++row) {
+        double* SIFTFLOW_RESTRICT target = out + row * row_length;
+        std::fill(target, target + row_length, 0.0);
+        for (int tap = 0; tap < y.count; ++tap) {
+            const double weight = y.weights[row * y.count + tap];
+            const double* SIFTFLOW_RESTRICT input = source + y.indices[row * y.count + tap] * row_length;
+            for (size_t i = 0; i < row_length; ++i) target[i] += weight * input[i];
+        }
+    }
+}
+
+// The mex's (unsigned char)(v * 255) on x86: truncated to an int, then its low byte (an undershoot
+// below 0 wraps to 255, 254, ...; 256 to 0).
+SIFTFLOW_INLINE uint8_t wrapped(double value) { return static_cast<uint8_t>(static_cast<int32_t>(value * 255) & 0xFF); }
+
+void pyramid_2009(const uint8_t* sift, int height, int width, int channels, const std::vector<Table>& x_tables,
+                  const std::vector<Table>& y_tables, const std::vector<uint8_t*>& levels, int threads) {
+    const int count_levels = static_cast<int>(levels.size());
+    const int64_t chunks = ceil_div(channels, CHANNEL_CHUNK);
+    parallel_for(chunks, threads, [&](int64_t chunk) {
+        const int first = static_cast<int>(chunk) * CHANNEL_CHUNK, count = std::min(CHANNEL_CHUNK, channels - first);
+        std::vector<double> along_x, reduced, previous;
+        int h = height, w = width;
+        for (int level = 0; level < count_levels; ++level) {
+            const Table& x = x_tables[level];
+            const Table& y = y_tables[level];
+            along_x.resize(static_cast<size_t>(h) * x.length * count);
+            if (level == 0) {
+                reduce_x_uint8(sift + first, w, channels, count, x, h, along_x.data());
+            } else {
+                reduce_x_float(previous.data(), w, count, x, h, along_x.data());
+            }
+            reduced.resize(static_cast<size_t>(y.length) * x.length * count);
+            reduce_y(along_x.data(), static_cast<size_t>(x.length) * count, y, reduced.data());
+            uint8_t* out = levels[level];
+            for (size_t pixel = 0; pixel < static_cast<size_t>(y.length) * x.length; ++pixel) {
+                for (int c = 0; c < count; ++c) out[pixel * channels + first + c] = wrapped(reduced[pixel * count + c]);
+            }
+            std::swap(previous, reduced);  // the next level starts from the float64 values, not the bytes
+            h = y.length;
+            w = x.length;
+        }
+    });
+}
+
+// --- 2010 --------------------------------------------------------------------------------------------
+
+SIFTFLOW_INLINE uint8_t rounded_uint8(double value) {
+    return static_cast<uint8_t>(std::min(std::max(std::floor(value + 0.5), 0.0), 255.0));
+}
+
+// out = uint8(filter_y(filter_x(image))) for rows first_row..last_row - 1: MATLAB's imfilter of a
+// uint8 image with the separable 5-tap kernel (replicated borders, taps summed in order), rounded.
+// The block keeps its last 5 rows filtered along x in a ring and sums the 5 taps of a row in one
+// expression (one pass over memory instead of one per tap).
+SIFTFLOW_CLONES void filter_5_rows(const uint8_t* image, int height, int width, int channels, const double* taps,
+                                   int first_row, int last_row, uint8_t* out) {
+    const double w0 = taps[0], w1 = taps[1], w2 = taps[2], w3 = taps[3], w4 = taps[4];
+    const size_t row_length = static_cast<size_t>(width) * channels;
+    std::vector<double> ring(5 * row_length), padded((static_cast<size_t>(width) + 4) * channels);
+    for (int r = first_row - 2; r < last_row + 2; ++r) {
+        const uint8_t* source = image + static_cast<size_t>(std::min(std::max(r, 0), height - 1)) * row_length;
+        for (int x = -2; x < width + 2; ++x) {
+            const uint8_t* pixel = source + static_cast<size_t>(std::min(std::max(x, 0), width - 1)) * channels;
+            for (int c = 0; c < channels; ++c) padded[static_cast<size_t>(x + 2) * channels + c] = pixel[c];
+        }
+        double* SIFTFLOW_RESTRICT row = ring.data() + ((r - first_row + 2) % 5) * row_length;
+        const double *p0 = padded.data(), *p1 = p0 + channels, *p2 = p1 + channels, *p3 = p2 + channels,
+                     *p4 = p3 + channels;
+        for (size_t i = 0; i < row_length; ++i) row[i] = w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i];
+        const int y = r - 2;  // the output row whose last input row this is
+        if (y < first_row) continue;
+        const double* r0 = ring.data() + ((y - first_row) % 5) * row_length;
+        const double* r1 = ring.data() + ((y - first_row + 1) % 5) * row_length;
+        const double* r2 = ring.data() + ((y - first_row + 2) % 5) * row_length;
+        const double* r3 = ring.data() + ((y - first_row + 3) % 5) * row_length;
+        const double* r4 = ring.data() + ((y - first_row + 4) % 5) * row_length;
+        uint8_t* SIFTFLOW_RESTRICT target = out + static_cast<size_t>(y) * row_length;
+        for (size_t i = 0; i < row_length; ++i) {
+            target[i] = rounded_uint8(w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i] + w4 * r4[i]);
+        }
+    }
+}
+
+// MATLAB's imresize of a uint8 (H, W, C) image by dyadic tables: along y (one table row per output
+// row), rounded to uint8, then along x, rounded again; rows first_row..last_row - 1 of the output.
+SIFTFLOW_CLONES void resize_dyadic_rows(const uint8_t* image, int width, int channels, const Table& y, const Table& x,
+                                        int bits, int first_row, int last_row, uint8_t* out) {
+    const size_t row_length = static_cast<size_t>(width) * channels;
+    std::vector<int32_t> along_y(row_length), acc(channels);
+    const int32_t half = 1 << (bits - 1);
+    for (int row = first_row; row < last_row; ++row) {
+        dyadic_row(image, row_length, y.indices + row * y.count, y.taps + row * y.count, y.count, bits,
+                   along_y.data());
+        uint8_t* target = out + static_cast<size_t>(row) * x.length * channels;
+        for (int column = 0; column < x.length; ++column) {
+            std::fill(acc.begin(), acc.end(), 0);
+            for (int tap = 0; tap < x.count; ++tap) {
+                const int32_t weight = x.taps[column * x.count + tap];
+                if (weight == 0) continue;
+                const int32_t* source = along_y.data() + x.indices[column * x.count + tap] * channels;
+                for (int c = 0; c < channels; ++c) acc[c] += weight * source[c];
+            }
+            for (int c = 0; c < channels; ++c) {
+                target[static_cast<size_t>(column) * channels + c] =
+                    static_cast<uint8_t>(std::min(std::max((acc[c] + half) >> bits, 0), 255));
+            }
+        }
+    }
+}
+
+void pyramid_2010(const uint8_t* sift, int height, int width, int channels, const double* gaussian,
+                  const std::vector<Table>& y_tables, const std::vector<Table>& x_tables,
+                  const std::vector<uint8_t*>& levels, int threads) {
+    std::vector<uint8_t> filtered;
+    const uint8_t* source = sift;
+    int h = height, w = width;
+    for (size_t level = 0; level < levels.size(); ++level) {
+        filtered.resize(static_cast<size_t>(h) * w * channels);
+        parallel_for(ceil_div(h, FILTER_ROWS), threads, [&](int64_t block) {
+            const int first = static_cast<int>(block) * FILTER_ROWS;
+            filter_5_rows(source, h, w, channels, gaussian, first, std::min(h, first + FILTER_ROWS), filtered.data());
+        });
+        const Table& y = y_tables[level];
+        const Table& x = x_tables[level];
+        parallel_for(ceil_div(y.length, FILTER_ROWS), threads, [&](int64_t block) {
+            const int first = static_cast<int>(block) * FILTER_ROWS;
+            resize_dyadic_rows(filtered.data(), w, channels, y, x, 8, first, std::min(y.length, first + FILTER_ROWS),
+                               levels[level]);
+        });
+        source = levels[level];
+        h = y.length;
+        w = x.length;
+    }
+}
+
+// --- entry points ------------------------------------------------------------------------------------
+
+std::vector<uint8_t*> level_outputs(const py::list& outputs, int channels) {
+    std::vector<uint8_t*> levels;
+    for (size_t index = 0; index < outputs.size(); ++index) {
+        py::array level = outputs[index].cast<py::array>();
+        levels.push_back(array_data<uint8_t>(level, "outputs[k]", 3, true));
+        check_shape(level, "outputs[k]", {-1, -1, channels});
+    }
+    return levels;
+}
+
+void check_chain(const std::vector<Table>& along_y, const std::vector<Table>& along_x, const py::list& outputs,
+                 int height, int width) {
+    int h = height, w = width;
+    for (size_t level = 0; level < outputs.size(); ++level) {
+        check_indices(along_y[level], h, "y_tables[k]");
+        check_indices(along_x[level], w, "x_tables[k]");
+        py::array out = outputs[level].cast<py::array>();
+        check_shape(out, "outputs[k]", {along_y[level].length, along_x[level].length});
+        h = along_y[level].length;
+        w = along_x[level].length;
+    }
+}
+
+void descriptor_pyramid_2009(const py::array& sift, const py::list& x_tables, const py::list& y_tables,
+                             const py::list& outputs, int threads) {
+    const uint8_t* data = array_data<uint8_t>(sift, "sift", 3);
+    const int height = static_cast<int>(sift.shape(0)), width = static_cast<int>(sift.shape(1));
+    const int channels = static_cast<int>(sift.shape(2));
+    std::vector<Table> along_x, along_y;
+    for (size_t level = 0; level < outputs.size(); ++level) {
+        py::tuple x = x_tables[level].cast<py::tuple>(), y = y_tables[level].cast<py::tuple>();
+        along_x.push_back(table_of(x[0].cast<py::array>(), x[1].cast<py::array>(), "x_tables[k]", false));
+        along_y.push_back(table_of(y[0].cast<py::array>(), y[1].cast<py::array>(), "y_tables[k]", false));
+    }
+    check_chain(along_y, along_x, outputs, height, width);
+    const std::vector<uint8_t*> levels = level_outputs(outputs, channels);
+    py::gil_scoped_release release;
+    pyramid_2009(data, height, width, channels, along_x, along_y, levels, threads);
+}
+
+void descriptor_pyramid_2010(const py::array& sift, const py::array& gaussian, const py::list& y_tables,
+                             const py::list& x_tables, const py::list& outputs, int threads) {
+    const uint8_t* data = array_data<uint8_t>(sift, "sift", 3);
+    const double* taps = array_data<double>(gaussian, "gaussian", 1);
+    check_shape(gaussian, "gaussian", {5});
+    const int height = static_cast<int>(sift.shape(0)), width = static_cast<int>(sift.shape(1));
+    const int channels = static_cast<int>(sift.shape(2));
+    std::vector<Table> along_y, along_x;
+    for (size_t level = 0; level < outputs.size(); ++level) {
+        py::tuple y = y_tables[level].cast<py::tuple>(), x = x_tables[level].cast<py::tuple>();
+        along_y.push_back(table_of(y[0].cast<py::array>(), y[1].cast<py::array>(), "y_tables[k]", true));
+        along_x.push_back(table_of(x[0].cast<py::array>(), x[1].cast<py::array>(), "x_tables[k]", true));
+    }
+    check_chain(along_y, along_x, outputs, height, width);
+    const std::vector<uint8_t*> levels = level_outputs(outputs, channels);
+    py::gil_scoped_release release;
+    pyramid_2010(data, height, width, channels, taps, along_y, along_x, levels, threads);
+}
+
+}  // namespace
+
+void register_pyramid(py::module_& m) {
+    m.def("descriptor_pyramid_2009", &descriptor_pyramid_2009, py::arg("sift"), py::arg("x_tables"),
+          py::arg("y_tables"), py::arg("outputs"), py::arg("threads"),
+          "The 2009 driver's levels of an (H, W, C) uint8 image into outputs[k] (h_k, w_k, C) uint8, from "
+          "per-level (indices, weights) tables of the composed filter and resize along x and y.");
+    m.def("descriptor_pyramid_2010", &descriptor_pyramid_2010, py::arg("sift"), py::arg("gaussian"),
+          py::arg("y_tables"), py::arg("x_tables"), py::arg("outputs"), py::arg("threads"),
+          "The 2010 driver's levels: the 5-tap filter rounded to uint8, then imresize(0.5) by per-level dyadic "
+          "(indices, taps * 256) tables along y and x.");
+}
+
+}  // namespace siftflow
