@@ -50,7 +50,7 @@ def flow_figure(scan: torch.Tensor, flow: torch.Tensor, max_length: float | None
 
     Args:
         scan: the scan as ``eval.m`` resized it, ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` uint8
-            (``benchmark_pair``'s second image).
+            (``benchmark_pair``'s second image), or uint16 for a 16-bit scan.
         flow: its flow to the unwarped photo at half that size (``docunet_flow``'s), float
             ``(2, ceil(H / 2), ceil(W / 2))``, or with a batch dimension of 1.
         max_length: the length, in the flow's pixels, of full colour; longer ones look the same
@@ -211,9 +211,10 @@ def _gray_scan(scan) -> np.ndarray:
         raise ValueError(f"scan is empty: shape {tuple(scan.shape)}")
     if scan.device.type == "meta":
         raise ValueError("scan is on the meta device (a shape without pixels): move it to cpu or cuda first")
-    if scan.dtype != torch.uint8:
-        raise TypeError(f"scan must be uint8, as eval.m resized it (benchmark_pair's scan), got dtype {scan.dtype}")
-    return scan.reshape(scan.shape[-2:]).cpu().numpy()
+    if scan.dtype not in (torch.uint8, torch.uint16):
+        raise TypeError(f"scan must be uint8 or uint16, as eval.m resized it (benchmark_pair's scan), got {scan.dtype}")
+    gray = scan.reshape(scan.shape[-2:]).cpu().numpy()
+    return gray if gray.dtype == np.uint8 else np.round(gray / 257).astype(np.uint8)  # 16-bit scans shown at 8
 
 
 def _half_size_flow(flow, size: tuple[int, int]) -> np.ndarray:

@@ -53,6 +53,12 @@ class TestFlowFigure(BaseTester):
         for other_scan, other_flow in ((scan[0, 0], flow[0]), (scan[0], flow), (scan, flow.double())):
             np.testing.assert_array_equal(flow_figure(other_scan, other_flow), picture)
 
+    def test_a_16_bit_scan_is_shown_at_8_bits(self):
+        scan, flow = _scan(61, 45), _still(61, 45)
+        flow[:, 0, :, 10:] = 2.0
+        np.testing.assert_array_equal(flow_figure(scan.to(torch.int32).mul(257).to(torch.uint16), flow),
+                                      flow_figure(scan, flow))  # fmt: skip
+
     def test_a_still_flow_shows_the_scan_as_it_is(self):
         scan = _scan(240, 180)
         picture = flow_figure(scan, _still(240, 180))
@@ -109,7 +115,7 @@ class TestFlowFigure(BaseTester):
     @pytest.mark.parametrize(
         "scan, flow, max_length, error, message",
         [
-            (SCAN.float(), STILL, None, TypeError, "scan must be uint8, .* got dtype torch.float32"),
+            (SCAN.float(), STILL, None, TypeError, "scan must be uint8 or uint16, .* got torch.float32"),
             (SCAN.expand(1, 3, -1, -1), STILL, None, ValueError, r"scan must be one gray image, .*\(1, 3, 60, 40\)"),
             (SCAN[0, 0].numpy(), STILL, None, ValueError, "scan must be one gray image, .* got a uint8 array"),
             (SCAN[..., :0], STILL, None, ValueError, r"scan is empty: shape \(1, 1, 60, 0\)"),
