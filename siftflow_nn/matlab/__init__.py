@@ -11,12 +11,16 @@ is kept. All take ``(..., H, W)`` tensors on any device.
 - ``gaussian_filter``: ``imfilter(image, fspecial('gaussian', n, sigma), 'same', 'replicate')``;
 - ``impyramid_reduce``: ``impyramid(image, 'reduce')``;
 - ``ssim``: ``ssim(A, ref)`` with the default 11 x 11 window (sigma 1.5) and K = (0.01, 0.03);
+- ``imgradient``: the Sobel gradient magnitude, single for integer images;
+- ``lsqr``: LSQR with MATLAB's defaults and stopping rules (a dense float64 system);
 - ``matlab_round``, ``round_to_class``, ``round_to_uint8``, ``im2uint8``, ``im2double``,
   ``class_range``: MATLAB's rounding and its image classes.
 """
 
 from siftflow_nn.matlab.color import rgb2gray
 from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps, impyramid_reduce
+from siftflow_nn.matlab.gradient import imgradient
+from siftflow_nn.matlab.lsqr import LSQRResult, lsqr
 from siftflow_nn.matlab.resize import apply_taps, dyadic_taps, imresize, resize_plan, resize_weights
 from siftflow_nn.matlab.rounding import (
     class_range,
@@ -29,6 +33,7 @@ from siftflow_nn.matlab.rounding import (
 from siftflow_nn.matlab.ssim import ssim
 
 __all__ = [
+    "LSQRResult",
     "apply_taps",
     "class_range",
     "dyadic_taps",
@@ -36,8 +41,10 @@ __all__ = [
     "gaussian_taps",
     "im2double",
     "im2uint8",
+    "imgradient",
     "impyramid_reduce",
     "imresize",
+    "lsqr",
     "matlab_round",
     "resize_plan",
     "resize_weights",
