@@ -49,10 +49,10 @@ def flow_figure(scan: torch.Tensor, flow: torch.Tensor, max_length: float | None
     the benchmark's size: LD's and AD's unit) and their mean, LD.
 
     Args:
-        scan: the scan as ``eval.m`` resized it, ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` uint8
-            (``benchmark_pair``'s second image), or uint16 for a 16-bit scan.
-        flow: its flow to the unwarped photo at half that size (``docunet_flow``'s), float
-            ``(2, ceil(H / 2), ceil(W / 2))``, or with a batch dimension of 1.
+        scan: the scan as ``eval.m`` resized it, ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)`` uint8,
+            or uint16 for a 16-bit scan (``docunet_evaluation``'s ``scan``, one pair of it).
+        flow: its flow to the unwarped photo at half that size (``docunet_evaluation``'s ``flow``),
+            float ``(2, ceil(H / 2), ceil(W / 2))``, or with a batch dimension of 1.
         max_length: the length, in the flow's pixels, of full colour; longer ones look the same
             (the colour bar then ends in an arrow). Default: the flow's 99th percentile, at least
             1, so that a few outliers at the page's edge do not wash the rest out. Give one value
