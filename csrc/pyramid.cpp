@@ -4,7 +4,7 @@
 //
 // - 2009: in float64, per level one composed filter-and-resize table along x, then along y, each
 //   level read back with the mex's (unsigned char)(v * 255) wrap-around; channels a chunk at a time
-//   through all levels, so that the float64 intermediates stay small (a few MB) and in cache.
+//   through all levels, row by row (ChunkPyramid), so that the float64 values stay in cache.
 // - 2010: MATLAB's uint8 imfilter (5 taps, x then y, rounded), then imresize(0.5) exactly in integers
 //   (its taps are multiples of 1/256), along y then x, rounded after each pass; all channels at once.
 #include <algorithm>
@@ -15,7 +15,7 @@
 namespace siftflow {
 namespace {
 
-constexpr int CHANNEL_CHUNK = 16;  // 2009: channels taken through all levels together
+constexpr int CHANNEL_CHUNK = 32;  // 2009: channels taken through all levels together
 constexpr int FILTER_ROWS = 16;    // 2010: output rows per unit of parallel work
 
 struct Table {  // (out_length, taps) indices and weights
@@ -49,82 +49,163 @@ void check_indices(const Table& table, int64_t source_length, const char* name) 
 
 // --- 2009 --------------------------------------------------------------------------------------------
 
-// out[y, x', c] = sum_t w[x', t] * in[y, idx[x', t], c] (in: uint8 / 255 at the finest level, else
-// float64), the taps in order from 0.0; `stride` channels per input pixel, `count` of them taken.
-template <class T>
-SIFTFLOW_INLINE void reduce_x_rows(const T* source, int width, int stride, int count, double divisor, const Table& x,
-                                   int first_row, int last_row, double* out) {
-    alignas(64) double row_values[CHANNEL_CHUNK];
-    for (int y = first_row; y < last_row; ++y) {
-        const T* row = source + static_cast<size_t>(y) * width * stride;
-        double* target = out + static_cast<size_t>(y) * x.length * count;
-        for (int column = 0; column < x.length; ++column) {
-            double acc[CHANNEL_CHUNK] = {};
-            for (int tap = 0; tap < x.count; ++tap) {
-                const double weight = x.weights[column * x.count + tap];
-                const T* pixel = row + x.indices[column * x.count + tap] * stride;
-                for (int c = 0; c < count; ++c) row_values[c] = pixel[c] / divisor;
-                for (int c = 0; c < count; ++c) acc[c] += weight * row_values[c];
-            }
-            std::copy(acc, acc + count, target + static_cast<size_t>(column) * count);
-        }
+// uint8 / 255 (MATLAB's im2double) of `count` channels of a row of `stride`-channel pixels, by a
+// table of the 256 quotients (the same bits as dividing, without a division per value)
+SIFTFLOW_CLONES void to_float_row(const uint8_t* source, int width, int count, int stride, const double* quotients,
+                                  double* out) {
+    for (int x = 0; x < width; ++x) {
+        for (int c = 0; c < count; ++c) out[x * count + c] = quotients[source[static_cast<size_t>(x) * stride + c]];
     }
 }
 
-SIFTFLOW_CLONES void reduce_x_uint8(const uint8_t* source, int width, int stride, int count, const Table& x,
-                                    int height, double* out) {
-    reduce_x_rows(source, width, stride, count, 255.0, x, 0, height, out);
-}
-
-SIFTFLOW_CLONES void reduce_x_float(const double* source, int width, int count, const Table& x, int height,
-                                    double* out) {
-    reduce_x_rows(source, width, count, count, 1.0, x, 0, height, out);
-}
-
-// out[y'] = sum_t w[y', t] * in[idx[y', t]], whole rows of `row_length` values, the taps in order.
-SIFTFLOW_CLONES void reduce_y(const double* source, size_t row_length, const Table& y, double* out) {
-    for (int row = 0; row < y.length; ++row) {
-        double* SIFTFLOW_RESTRICT target = out + row * row_length;
-        std::fill(target, target + row_length, 0.0);
-        for (int tap = 0; tap < y.count; ++tap) {
-            const double weight = y.weights[row * y.count + tap];
-            const double* SIFTFLOW_RESTRICT input = source + y.indices[row * y.count + tap] * row_length;
-            for (size_t i = 0; i < row_length; ++i) target[i] += weight * input[i];
+// out[x', c] = sum_t w[x', t] * in[idx[x', t], c], the taps in order from 0.0; COUNT > 0: the
+// channel count known when compiling (the sums then live in registers)
+template <int COUNT>
+SIFTFLOW_INLINE void reduce_row_as(const double* input, const Table& x, int runtime_count, double* SIFTFLOW_RESTRICT out) {
+    const int count = COUNT > 0 ? COUNT : runtime_count;
+    for (int column = 0; column < x.length; ++column) {
+        double acc[COUNT > 0 ? COUNT : CHANNEL_CHUNK] = {};
+        for (int tap = 0; tap < x.count; ++tap) {
+            const double weight = x.weights[column * x.count + tap];
+            if (weight == 0.0) continue;
+            const double* SIFTFLOW_RESTRICT values = input + x.indices[column * x.count + tap] * count;
+            for (int c = 0; c < count; ++c) acc[c] += weight * values[c];
         }
+        std::copy(acc, acc + count, out + static_cast<size_t>(column) * count);
+    }
+}
+
+SIFTFLOW_CLONES void reduce_row(const double* input, const Table& x, int count, double* out) {
+    if (count == CHANNEL_CHUNK) {
+        reduce_row_as<CHANNEL_CHUNK>(input, x, count, out);
+    } else {
+        reduce_row_as<0>(input, x, count, out);
+    }
+}
+
+// out = sum_t weights[t] * rows[t], the taps in order from 0.0, a block of 32 values at a time
+// (each block summed in registers, written once)
+SIFTFLOW_CLONES void weighted_rows(const std::vector<const double*>& rows, const std::vector<double>& weights,
+                                   size_t length, double* SIFTFLOW_RESTRICT out) {
+    constexpr size_t BLOCK = 32;
+    const size_t taps = rows.size();
+    size_t start = 0;
+    for (; start + BLOCK <= length; start += BLOCK) {
+        double acc[BLOCK] = {};
+        for (size_t tap = 0; tap < taps; ++tap) {
+            const double weight = weights[tap];
+            const double* SIFTFLOW_RESTRICT row = rows[tap] + start;
+            for (size_t i = 0; i < BLOCK; ++i) acc[i] += weight * row[i];
+        }
+        std::copy(acc, acc + BLOCK, out + start);
+    }
+    for (size_t i = start; i < length; ++i) {
+        double acc = 0.0;
+        for (size_t tap = 0; tap < taps; ++tap) acc += weights[tap] * rows[tap][i];
+        out[i] = acc;
     }
 }
 
 // The mex's (unsigned char)(v * 255) on x86: truncated to an int, then its low byte (an undershoot
 // below 0 wraps to 255, 254, ...; 256 to 0).
-SIFTFLOW_INLINE uint8_t wrapped(double value) { return static_cast<uint8_t>(static_cast<int32_t>(value * 255) & 0xFF); }
-
-void pyramid_2009(const uint8_t* sift, int height, int width, int channels, const std::vector<Table>& x_tables,
-                  const std::vector<Table>& y_tables, const std::vector<uint8_t*>& levels, int threads) {
-    const int count_levels = static_cast<int>(levels.size());
-    const int64_t chunks = ceil_div(channels, CHANNEL_CHUNK);
-    parallel_for(chunks, threads, [&](int64_t chunk) {
-        const int first = static_cast<int>(chunk) * CHANNEL_CHUNK, count = std::min(CHANNEL_CHUNK, channels - first);
-        std::vector<double> along_x, reduced, previous;
-        int h = height, w = width;
-        for (int level = 0; level < count_levels; ++level) {
-            const Table& x = x_tables[level];
-            const Table& y = y_tables[level];
-            along_x.resize(static_cast<size_t>(h) * x.length * count);
-            if (level == 0) {
-                reduce_x_uint8(sift + first, w, channels, count, x, h, along_x.data());
-            } else {
-                reduce_x_float(previous.data(), w, count, x, h, along_x.data());
-            }
-            reduced.resize(static_cast<size_t>(y.length) * x.length * count);
-            reduce_y(along_x.data(), static_cast<size_t>(x.length) * count, y, reduced.data());
-            uint8_t* out = levels[level];
-            for (size_t pixel = 0; pixel < static_cast<size_t>(y.length) * x.length; ++pixel) {
-                for (int c = 0; c < count; ++c) out[pixel * channels + first + c] = wrapped(reduced[pixel * count + c]);
-            }
-            std::swap(previous, reduced);  // the next level starts from the float64 values, not the bytes
-            h = y.length;
-            w = x.length;
+SIFTFLOW_CLONES void wrap_row(const double* values, int width, int count, int stride, uint8_t* out) {
+    for (int x = 0; x < width; ++x) {
+        for (int c = 0; c < count; ++c) {
+            out[static_cast<size_t>(x) * stride + c] =
+                static_cast<uint8_t>(static_cast<int32_t>(values[x * count + c] * 255) & 0xFF);
         }
+    }
+}
+
+// The levels of one chunk of channels, streamed: level k's row r is the y table's taps over level k's
+// "x rows" (rows of level k - 1 reduced along x), and each x row is computed once, when first asked
+// for, into a ring of the last RING rows (one output row's taps span at most 13 rows). So every
+// level's float64 values are computed exactly once and stay in cache; nothing image-sized is held.
+// Zero weights (the padding of the tables) are skipped: adding 0 * v to a sum changes none of its bits.
+class ChunkPyramid {
+  public:
+    ChunkPyramid(const uint8_t* sift, int width, int channels, int first, int count, const std::vector<Table>& x_tables,
+                 const std::vector<Table>& y_tables, const std::vector<uint8_t*>& levels)
+        : sift_(sift), width_(width), channels_(channels), first_(first), count_(count), outputs_(levels) {
+        for (int value = 0; value < 256; ++value) quotients_[value] = value / 255.0;
+        int in_width = width;
+        for (size_t level = 0; level < levels.size(); ++level) {
+            Stage stage{&x_tables[level], &y_tables[level], in_width, {}, std::vector<int>(RING, -1), {}, {}, {}};
+            stage.ring.resize(static_cast<size_t>(RING) * x_tables[level].length * count);
+            stage.input.resize(static_cast<size_t>(in_width) * count);
+            stages_.push_back(std::move(stage));
+            in_width = x_tables[level].length;
+        }
+    }
+
+    // every row of the coarsest level, which pulls every row of the others
+    void run() {
+        const int coarsest = static_cast<int>(stages_.size());
+        std::vector<double> row(static_cast<size_t>(stages_.back().x->length) * count_);
+        for (int r = 0; r < stages_.back().y->length; ++r) level_row(coarsest, r, row.data());
+    }
+
+  private:
+    static constexpr int RING = 16;
+
+    struct Stage {  // making level k (1: the first coarser one) from level k - 1
+        const Table* x;
+        const Table* y;
+        int in_width;
+        std::vector<double> ring;   // RING x rows, (x->length, count) each
+        std::vector<int> tags;      // the row of level k - 1 each slot holds
+        std::vector<double> input;  // a row of level k - 1
+        std::vector<const double*> rows;  // the x rows and weights of the row being made
+        std::vector<double> weights;
+    };
+
+    // level k's row r (k >= 1) into out, in float64, and its bytes into the output level
+    void level_row(int k, int r, double* out) {
+        Stage& stage = stages_[k - 1];
+        const Table& y = *stage.y;
+        stage.rows.clear();  // per stage: x_row may come back here for the level below
+        stage.weights.clear();
+        for (int tap = 0; tap < y.count; ++tap) {
+            const double weight = y.weights[r * y.count + tap];
+            if (weight == 0.0) continue;
+            stage.rows.push_back(x_row(k, static_cast<int>(y.indices[r * y.count + tap])));
+            stage.weights.push_back(weight);
+        }
+        weighted_rows(stage.rows, stage.weights, static_cast<size_t>(stage.x->length) * count_, out);
+        uint8_t* target = outputs_[k - 1] + static_cast<size_t>(r) * stage.x->length * channels_ + first_;
+        wrap_row(out, stage.x->length, count_, channels_, target);
+    }
+
+    // level k - 1's row r reduced along x (k >= 1)
+    const double* x_row(int k, int r) {
+        Stage& stage = stages_[k - 1];
+        double* slot = stage.ring.data() + static_cast<size_t>(r % RING) * stage.x->length * count_;
+        if (stage.tags[r % RING] == r) return slot;
+        if (k == 1) {
+            to_float_row(sift_ + static_cast<size_t>(r) * width_ * channels_ + first_, width_, count_, channels_,
+                         quotients_, stage.input.data());
+        } else {
+            level_row(k - 1, r, stage.input.data());
+        }
+        reduce_row(stage.input.data(), *stage.x, count_, slot);
+        stage.tags[r % RING] = r;
+        return slot;
+    }
+
+    const uint8_t* sift_;
+    int width_, channels_, first_, count_;
+    std::vector<uint8_t*> outputs_;
+    std::vector<Stage> stages_;
+    double quotients_[256];
+};
+
+void pyramid_2009(const uint8_t* sift, int width, int channels, const std::vector<Table>& x_tables,
+                  const std::vector<Table>& y_tables, const std::vector<uint8_t*>& levels, int threads) {
+    if (levels.empty()) return;
+    parallel_for(ceil_div(channels, CHANNEL_CHUNK), threads, [&](int64_t chunk) {
+        const int first = static_cast<int>(chunk) * CHANNEL_CHUNK;
+        ChunkPyramid(sift, width, channels, first, std::min(CHANNEL_CHUNK, channels - first), x_tables, y_tables, levels)
+            .run();
     });
 }
 
@@ -258,7 +339,7 @@ void descriptor_pyramid_2009(const py::array& sift, const py::list& x_tables, co
     check_chain(along_y, along_x, outputs, height, width);
     const std::vector<uint8_t*> levels = level_outputs(outputs, channels);
     py::gil_scoped_release release;
-    pyramid_2009(data, height, width, channels, along_x, along_y, levels, threads);
+    pyramid_2009(data, width, channels, along_x, along_y, levels, threads);
 }
 
 void descriptor_pyramid_2010(const py::array& sift, const py::array& gaussian, const py::list& y_tables,

@@ -20,6 +20,7 @@ pixels summed, as the original's ``generateCoarserLevel``) run first and seed th
 speeds up the propagation across the image.
 """
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -309,7 +310,19 @@ def level_field(sift1: torch.Tensor, sift2: torch.Tensor, offset: torch.Tensor, 
 class TorchSolver:
     """Pyramids and per-level solutions with torch (any device, batched): the portable reference."""
 
-    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str) -> list[torch.Tensor]:
+    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str, name: str) -> list[torch.Tensor]:
+        """Per level, finest first, the ``(B, D, h, w)`` uint8 levels of descriptors on the 0..255 scale
+        (float ones read as the mex reads them: truncated, clamped; NaN, with a warning, as 0)."""
+        if sift.is_floating_point():
+            nan = int(torch.isnan(sift).sum())
+            if nan:
+                warnings.warn(
+                    f"{name} holds {nan} NaN descriptor values (of {sift.numel()}): they are read as 0, so the "
+                    f"flow where they are means nothing",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+            sift = sift.detach().nan_to_num(0.0).clamp(0, 255).to(torch.uint8)
         return descriptor_pyramid(sift, num_levels, schedule)
 
     @staticmethod

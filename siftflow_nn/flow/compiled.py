@@ -9,6 +9,8 @@ sweeps in one call (``csrc/solve.cpp``, ``terms.cpp``, ``sweeps.cpp``), the pyra
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -18,14 +20,38 @@ from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid_hwc
 AVAILABLE = kernels is not None
 
 
+def stored_hwc(sift: torch.Tensor, name: str) -> np.ndarray:
+    """One ``(D, H, W)`` descriptor image as the ``(H, W, D)`` uint8 array the kernels take: a view
+    when it is uint8 channels last already, else one pass that converts and transposes together
+    (a few percent of a match; converting in torch, then transposing, cost a third of one)."""
+    hwc = sift.permute(1, 2, 0)
+    if sift.dtype == torch.uint8 and hwc.is_contiguous():
+        return hwc.numpy()
+    if sift.dtype not in (torch.uint8, torch.float32, torch.float64):
+        sift = sift.float()  # float16 / bfloat16 (autocast): numpy has no bfloat16
+    out = np.empty((*sift.shape[1:], sift.shape[0]), np.uint8)
+    nan = kernels.stored_hwc(sift.numpy(), out, threads())
+    if nan:
+        warnings.warn(
+            f"{name} holds {nan} NaN descriptor values (of {sift.numel()}): they are read as 0, so the flow "
+            f"where they are means nothing",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    return out
+
+
 class CompiledSolver:
     """Pyramids and per-level solutions with the compiled kernels (see ``TorchSolver`` for the
     same interface on any device)."""
 
-    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str) -> list[list[np.ndarray]]:
-        """Per level, finest first, the ``(h, w, D)`` uint8 pyramid level of every batch item."""
-        hwc = sift.permute(0, 2, 3, 1).contiguous().numpy()  # no copy when sift is channels last
-        items = [descriptor_pyramid_hwc(item, num_levels, schedule) for item in hwc]
+    def pyramid(self, sift: torch.Tensor, num_levels: int, schedule: str, name: str) -> list[list[np.ndarray]]:
+        """Per level, finest first, the ``(h, w, D)`` uint8 pyramid level of every batch item.
+
+        ``sift``: ``(B, D, H, W)`` descriptors in any layout, uint8 or float on the 0..255 scale (read
+        as the mex reads them: truncated, clamped; NaN, with a warning naming ``name``, as 0).
+        """
+        items = [descriptor_pyramid_hwc(stored_hwc(item, name), num_levels, schedule) for item in sift.detach()]
         return [[item[level] for item in items] for level in range(num_levels)]
 
     @staticmethod

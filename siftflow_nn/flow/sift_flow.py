@@ -159,6 +159,8 @@ class SIFTFlow(nn.Module):
         check_image(image1, "image1")
         check_image(image2, "image2")
         check_same_shape(image1, image2, "image1", "image2")
+        for name, image in (("image1", image1), ("image2", image2)):
+            _warn_about_nan(image, name)
         # Straight to uint8 (the descriptor writes to_uint8 of each strip of rows), channels last:
         # the compiled solver's layout.
         with torch.no_grad():
@@ -207,6 +209,11 @@ class SIFTFlow(nn.Module):
             if not (sift.is_floating_point() or sift.dtype == torch.uint8):
                 raise TypeError(f"{name} must be uint8 or floating point, got dtype {sift.dtype}")
         check_same_shape(sift1, sift2, "sift1", "sift2")
+        if 0 in sift1.shape[:2]:
+            raise ValueError(f"sift1 and sift2 must hold at least one descriptor image of D > 0 channels, got shape "
+                             f"{tuple(sift1.shape)}")  # fmt: skip
+        if sift1.device.type == "meta":
+            raise ValueError("sift1 and sift2 are on the meta device (shapes without data): move them to cpu or cuda")
         height, width = sift1.shape[-2:]
         if min(height, width) < self.minimum_size():
             raise ValueError(
@@ -214,7 +221,10 @@ class SIFTFlow(nn.Module):
                 f"height and width must be at least {self.minimum_size()}"
             )
         solver = _pick_solver(self.solver, sift1.device)
-        pyramids = [solver.pyramid(_as_uint8(sift), self.num_levels, self.schedule) for sift in (sift1, sift2)]
+        pyramids = [
+            solver.pyramid(sift, self.num_levels, self.schedule, name)
+            for name, sift in (("sift1", sift1), ("sift2", sift2))
+        ]
         flow = None
         levels: list[dict[str, torch.Tensor]] = []
         for index, plan in reversed(list(enumerate(self.level_plans()))):
@@ -274,6 +284,13 @@ def _pick_solver(name: str, device: torch.device):
     return compiled.CompiledSolver()
 
 
-def _as_uint8(sift: torch.Tensor) -> torch.Tensor:
-    """Descriptors as the mex reads them: uint8, a float truncated (and clamped to 0..255)."""
-    return sift if sift.dtype == torch.uint8 else sift.detach().clamp(0, 255).to(torch.uint8)
+def _warn_about_nan(image: torch.Tensor, name: str) -> None:
+    """A NaN pixel spoils the descriptors whose support holds it (stored as 0): say so, not a silent flow."""
+    nan = int(torch.isnan(image).sum())
+    if nan:
+        warnings.warn(
+            f"{name} has {nan} NaN values (of {image.numel()}): the descriptors around them are stored as 0, so "
+            f"the flow there means nothing",
+            RuntimeWarning,
+            stacklevel=3,
+        )

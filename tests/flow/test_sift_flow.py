@@ -132,7 +132,8 @@ class TestSIFTFlow(BaseTester):
             assert abs(level["energy"][-1, 0].item() / original - 1) < 0.01, index
 
     @pytest.mark.parametrize(
-        ("channels", "height", "width"), [(16, 9, 13), (37, 20, 40), (128, 18, 70)],
+        ("channels", "height", "width"),
+        [(16, 9, 13), (37, 20, 40), (128, 18, 70)],
         ids=["16 bytes", "odd length, 2 tiles", "128-D, 3 tiles, 2 bands"],
     )
     def test_compiled_and_torch_data_terms_are_equal(self, channels, height, width):
@@ -192,7 +193,9 @@ class TestSIFTFlow(BaseTester):
         import siftflow_nn.flow.sift_flow as module
 
         monkeypatch.setattr(module.compiled, "AVAILABLE", False)
-        monkeypatch.setattr(module._native, "MISSING", "the compiled kernels (siftflow_nn._kernels) could not be loaded")
+        monkeypatch.setattr(
+            module._native, "MISSING", "the compiled kernels (siftflow_nn._kernels) could not be loaded"
+        )
         image1, image2, truth = translated_pair(40, 48, dx=1, dy=2)
         with pytest.warns(RuntimeWarning, match="falls back to its portable torch solver.*could not be loaded"):
             flow = SIFTFlow(num_levels=2, iterations=8, top_iterations=8)(image1[None], image2[None])
@@ -251,3 +254,49 @@ class TestSIFTFlow(BaseTester):
     def test_bad_options_get_a_clear_error(self, options, error, message):
         with pytest.raises(error, match=message):
             SIFTFlow(**options)
+
+
+class TestMatchInputs(BaseTester):
+    """``match`` on descriptors as users hold them: the stored bytes whatever the layout and dtype."""
+
+    @pytest.mark.parametrize("solver", ["compiled", "torch"])
+    def test_every_layout_and_dtype_gives_the_uint8_flow(self, solver):
+        image1, image2, _ = synthetic_pair(40, 52, max_displacement=2.0, seed=3)
+        d1, d2 = BaseTester.descriptor_pair(image1, image2)
+        d1, d2 = d1 * 255, d2 * 255  # float, B x 128 x H x W: what SIFTFlowDescriptor returns, on the 0..255 scale
+        d1[0, :, 5, 7] = 300.0  # beyond the range: clamped as the mex reads it
+        d1[0, :3, 9, 9] = -2.5
+        matcher = SIFTFlow(num_levels=2, iterations=6, top_iterations=6, solver=solver)
+        reference = matcher.match(d1.clamp(0, 255).to(torch.uint8), d2.clamp(0, 255).to(torch.uint8))[0]
+        channels_last = torch.channels_last
+        for a, b in [
+            (d1, d2),
+            (d1.double(), d2.double()),
+            (d1.contiguous(memory_format=channels_last), d2.contiguous(memory_format=channels_last)),
+            (d1.clamp(0, 255).to(torch.uint8).contiguous(memory_format=channels_last), d2.clamp(0, 255).byte()),
+        ]:
+            assert torch.equal(matcher.match(a, b)[0], reference)
+        for low in (torch.float16, torch.bfloat16):  # autocast's descriptors: read as their float32 values
+            a, b = d1.to(low), d2.to(low)
+            assert torch.equal(matcher.match(a, b)[0], matcher.match(a.float(), b.float())[0])
+
+    @pytest.mark.parametrize("solver", ["compiled", "torch"])
+    def test_nan_is_named_not_silent(self, solver):
+        image1, image2, _ = synthetic_pair(40, 52, max_displacement=2.0, seed=3)
+        image1 = image1.clone()
+        image1[:, 10:14, 10:14] = float("nan")
+        matcher = SIFTFlow(num_levels=2, iterations=4, top_iterations=4, solver=solver)
+        with pytest.warns(RuntimeWarning, match="image1 has 48 NaN values"):
+            matcher(image1[None], image2[None])
+        d1, d2 = BaseTester.descriptor_pair(image1, image2)
+        with pytest.warns(RuntimeWarning, match="sift1 holds .* NaN descriptor values"):
+            matcher.match(d1 * 255, d2 * 255)
+
+    def test_empty_and_meta_batches_are_named(self):
+        matcher = SIFTFlow(num_levels=2)
+        empty = torch.zeros(0, 128, 20, 20, dtype=torch.uint8)
+        with pytest.raises(ValueError, match="at least one descriptor image"):
+            matcher.match(empty, empty)
+        meta = torch.zeros(1, 128, 20, 20, device="meta")
+        with pytest.raises(ValueError, match="meta device"):
+            matcher.match(meta, meta)

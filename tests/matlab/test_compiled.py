@@ -8,7 +8,9 @@ from siftflow_nn import matlab
 from siftflow_nn.matlab import _cpu
 from tests.base import BaseTester
 
-pytest.importorskip("siftflow_nn._kernels")  # a source install without a C++ compiler has none (test_native.py fails then)
+pytest.importorskip(
+    "siftflow_nn._kernels"
+)  # a source install without a C++ compiler has none (test_native.py fails then)
 
 SHAPES = [(2, 1, 37, 23), (1, 3, 16, 41), (8, 5)]
 
