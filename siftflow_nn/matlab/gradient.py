@@ -15,9 +15,9 @@ def imgradient(image: torch.Tensor) -> torch.Tensor:
     (``imfilter`` with replicated borders, the responses not divided by 8), the separable Sobel
     that kornia's ``spatial_gradient(normalized=False)`` computes too. MATLAB takes non-float input
     as single: uint8 and uint16 images give float32. Their responses are integers, computed here in
-    int32 (exact, and ten times faster than a float64 convolution), and so is the sum of their
-    squares: its square root in float64, rounded once to float32, is the correctly rounded single
-    ``hypot``. Floating-point input is computed in its own dtype.
+    int32 (exact, and many times faster than a float64 convolution), and so is the sum of their
+    squares: its square root in float64, rounded once to float32, is the correctly rounded
+    single ``hypot``. Floating-point input is computed in its own dtype.
 
     Args:
         image: ``(..., H, W)``, uint8, uint16 or floating point.
@@ -34,8 +34,10 @@ def imgradient(image: torch.Tensor) -> torch.Tensor:
     class_range(image.dtype)  # refuses dtypes that are no image class
     if image.is_floating_point():
         return torch.hypot(*_sobel(image))
-    x, y = (response.double() for response in _sobel(image.int()))
-    return (x * x + y * y).sqrt().float()
+    x, y = _sobel(image.int())
+    if image.dtype != torch.uint8:  # 2 (4 * 65535)^2 overflows int32; 2 (4 * 255)^2 does not
+        x, y = x.long(), y.long()
+    return (x * x + y * y).double().sqrt().float()  # not float32's sqrt: torch's is not correctly rounded
 
 
 def _sobel(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

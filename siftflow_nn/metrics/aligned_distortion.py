@@ -17,9 +17,10 @@ flow ``(vx, vy)`` of ``evalUnwarp`` (half its size):
 
 MATLAB's ``imgradient`` of an integer image is single, and so is everything computed from ``g``:
 here too (float32) for the gradient, its resized copy and the weighted flow's lengths; the fit and
-the aligned flow are float64, as MATLAB's ``lsqr`` and its flow. The mean is taken in float64:
-MATLAB's single sum rounds as it goes (the reference run's, in order, by about 2e-5 relative on
-150 000 pixels); with the reference's own fit, its AD is the sum of these lengths in that order.
+the aligned flow are float64, as MATLAB's ``lsqr`` and its flow. The mean is the exact one, rounded once
+(``math.fsum``), so it does not depend on the batch or the thread count: MATLAB's single sum rounds
+as it goes (the reference run's, in order, by about 2e-5 relative on 150 000 pixels); with the
+reference's own fit, its AD is the sum of these lengths in that order.
 Four LSQR iterations amplify rounding: the fit's scales agree with MATLAB's to about 1e-9, which
 moves the AD of an identical pair (9.0e-6, all of it left by the unfinished solve) by 0.5%, and
 that of a distorted one by nothing visible.
@@ -27,6 +28,7 @@ that of a distorted one by nothing visible.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -147,8 +149,10 @@ def aligned_distortion_of_flow(flow: torch.Tensor, scan: torch.Tensor) -> torch.
     scale, shift = fit.scale[:, :, None, None], fit.shift[:, :, None, None]
     aligned = scale * (torch.stack([grid_x, grid_y]) + flow) + shift - torch.stack([grid_x, grid_y])
     # MATLAB: single g .* double v is single, and so are the lengths
-    weighted = weights.float() * aligned.float()
-    return weighted.square().sum(1).sqrt().double().mean(dim=(-2, -1))
+    lengths = (weights.float() * aligned.float()).square().sum(1).sqrt()
+    # the correctly rounded mean: one value whatever the batch, the thread count or the device
+    means = [math.fsum(one.flatten().tolist()) / one.numel() for one in lengths.double().cpu()]
+    return torch.tensor(means, dtype=torch.float64, device=flow.device)
 
 
 def _check(flow, scan) -> None:

@@ -107,6 +107,23 @@ class TestAlignedDistortion(BaseTester):
             one = aligned_distortion_of_flow(flows[index : index + 1], scans[index : index + 1])
             self.assert_close(together[index : index + 1], one, rtol=0, atol=1e-15)
 
+    def test_one_value_whatever_the_batch_or_thread_count(self):
+        """CSVs written by one or two workers must agree to the last bit: the mean is exact."""
+        case = _load("warp8_rgb_600x450")
+        flows, scans = case["flow"].expand(2, -1, -1, -1), case["scan"].expand(2, -1, -1, -1)
+        threads, values = torch.get_num_threads(), []
+        try:
+            for count in (1, 2):
+                torch.set_num_threads(count)
+                values += [
+                    aligned_distortion_of_flow(case["flow"], case["scan"]),
+                    aligned_distortion_of_flow(flows, scans),
+                ]
+        finally:
+            torch.set_num_threads(threads)
+        assert all(torch.equal(value, values[0]) for value in values[::2])
+        assert all(torch.equal(value, values[0].expand(2)) for value in values[1::2])
+
     def test_16_bit_scans_weigh_alike(self):
         """imgradient / max: a scan saved at 16 bits (values times 257) has the same weights."""
         scan = self.page()
