@@ -230,7 +230,7 @@ def _score(pair: _Pair, scan_dir: Path, device) -> _Scores:
         raise ImageReadError(f"{pair.photo.name}: its scan {scan_dir / (stem + '.png')} is missing")
     photo, scan = (read_image(path, uint8=True, orient=False).to(device) for path in (pair.photo, pair.scan))
     scores = docunet_metrics(photo, scan)
-    return _Scores(*(float(value[0]) for value in scores))
+    return _Scores(*(float(value[0]) for value in scores[:3]))
 
 
 def _print_means(results: list[_Scores], total: int) -> None:
