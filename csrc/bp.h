@@ -43,6 +43,7 @@ struct SweepTerms {
     const Smoothness* smoothness;
     int32_t* labels;  // nullptr: no labels this sweep
     bool fresh;       // labels does not hold the previous iteration's labels
+    int64_t* unary;   // with labels: per band, the data and range terms of the new labels (added to)
 };
 
 // terms.cpp
@@ -52,7 +53,8 @@ Buffer<int32_t> range_costs(const Field& field, int threads);
 Field coarser(const Field& field, int threads);
 Buffer<int32_t> finer(const Buffer<int32_t>& coarse, const BandGrid& coarse_grid, const BandGrid& grid, size_t rest,
                       int threads);
-double energy(const SweepTerms& terms, int threads);
+// the energy of terms.labels: its smoothness terms, plus the data and range ones the sweep summed
+double energy(const SweepTerms& terms, const std::vector<int64_t>& unary, int threads);
 
 // sweeps.cpp: iteration n updates layer n % 2, forwards (messages sent right and down) when
 // n % 4 < 2, and sends the dual messages too when n % 8 < 4.

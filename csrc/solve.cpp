@@ -53,8 +53,9 @@ Solution solve_field(Field finest, double alpha, double d, int iterations, int h
         }
         const Buffer<int32_t> range = range_costs(field, threads);
         const Buffer<int32_t> offsets = to_bands(field.offsets.data(), 2, grid, 1);
+        std::vector<int64_t> unary(grid.bands, 0);
         SweepTerms terms{&grid, count, spatial.data(), dual.data(), range.data(), offsets.data(), field.data.data(),
-                         &smoothness, nullptr, false};
+                         &smoothness, nullptr, false, unary.data()};
         if (depth > 0) {  // the original also labels and scores the coarser copies; nothing depends on that
             for (int iteration = 0; iteration < HIERARCHY_ITERATIONS; ++iteration) sweep(terms, iteration, threads);
             previous = &field.grid;
@@ -66,8 +67,11 @@ Solution solve_field(Field finest, double alpha, double d, int iterations, int h
             // labels only where an energy is asked for: the sweeps' messages do not depend on them
             terms.labels = record == Record::every || last ? labels.data() : nullptr;
             terms.fresh = record != Record::every;  // then labels does not hold the previous iteration's labels
+            std::fill(unary.begin(), unary.end(), 0);
             sweep(terms, iteration, threads);
-            if (record == Record::every || (last && record == Record::last)) energies.push_back(energy(terms, threads));
+            if (record == Record::every || (last && record == Record::last)) {
+                energies.push_back(energy(terms, unary, threads));
+            }
         }
     }
     const BandGrid& grid = fields[0].grid;

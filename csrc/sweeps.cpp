@@ -2,13 +2,15 @@
 //
 // Any order that keeps a pixel after its left and upper neighbours (right and lower going back)
 // gives the original's messages exactly; here the 16 pixels of an anti-diagonal of a band are one
-// vector of int32, and blocks of steps of different bands run in parallel on a wavefront. The
-// padding computes on zeros, and what it sends is 0 (a message into a pixel from outside the image
-// stays 0, as in the original).
+// vector of 16 int32 (GCC's vector extensions: one AVX-512 register, two AVX2 ones, four SSE2 ones),
+// and blocks of steps of different bands run in parallel on a wavefront. The padding computes on
+// zeros, and what it sends is 0 (a message into a pixel from outside the image stays 0, as in the
+// original).
 #include <algorithm>
-#include <cstdlib>
+#include <cstring>
 
 #include "bp.h"
+#include "lanes.h"
 
 namespace siftflow {
 namespace {
@@ -16,263 +18,217 @@ namespace {
 constexpr int BLOCK_STEPS = 32;  // steps per unit of parallel work; at least LANES - 1 (see sweep)
 constexpr int LEFT = 0, RIGHT = 1, ABOVE = 2, BELOW = 3;  // message slots: where the message comes from
 
-using Lanes = int32_t[LANES];
-
-// The per-step vectors of one sweep block, on the stack: count x LANES each.
-struct Scratch {
-    alignas(64) int32_t total[MAX_LABELS][LANES];
-    alignas(64) int32_t belief[MAX_LABELS][LANES];
-    alignas(64) int32_t message[MAX_LABELS][LANES];
-    alignas(64) int32_t receiver_offset[LANES];
-    alignas(64) int32_t sends[LANES];  // 1 where the lane has a receiver that way, else 0
-    alignas(64) int32_t cap[LANES];
-    alignas(64) int32_t shift[LANES];
-};
-
-// `count` is a compile-time constant for the windows the defaults use (N > 0), else N == 0 and it
-// is read at run time: the label loops then have constant trip counts where it matters most.
+// `count` is a compile-time constant for the windows the defaults use (N > 0), else N == 0 and it is
+// read at run time: the label loops then have constant trip counts where it matters most.
 template <int N>
 struct Step {
     const SweepTerms& t;
     const int count;
     const int bands, steps;  // steps: the array's, padding included
-    Scratch& v;
+    V total[N > 0 ? N : MAX_LABELS];  // per label: the step's beliefs, a scratch vector, the messages sent
+    V belief[N > 0 ? N : MAX_LABELS];
+    V message[N > 0 ? N : MAX_LABELS];
+
+    Step(const SweepTerms& terms, int count_, int bands_, int steps_)  // the vectors stay uninitialised
+        : t(terms), count(count_), bands(bands_), steps(steps_) {}
 
     SIFTFLOW_INLINE int labels() const { return N > 0 ? N : count; }
-    SIFTFLOW_INLINE size_t cell() const { return static_cast<size_t>(labels()) * LANES; }
-    SIFTFLOW_INLINE size_t plane() const { return static_cast<size_t>(bands) * steps; }
-
+    SIFTFLOW_INLINE size_t at(int layer, int band, int step) const {
+        return (static_cast<size_t>(layer) * bands + band) * steps + step;
+    }
     SIFTFLOW_INLINE int32_t* spatial(int layer, int band, int step, int slot) const {
-        return t.spatial + ((layer * plane() + static_cast<size_t>(band) * steps + step) * 4 + slot) * cell();
+        return t.spatial + (at(layer, band, step) * 4 + slot) * labels() * LANES;
     }
     SIFTFLOW_INLINE const int32_t* by_label(const int32_t* array, int layer, int band, int step) const {
-        return array + (layer * plane() + static_cast<size_t>(band) * steps + step) * cell();
-    }
-    SIFTFLOW_INLINE int32_t* dual(int layer, int band, int step) const {
-        return t.dual + (layer * plane() + static_cast<size_t>(band) * steps + step) * cell();
+        return array + at(layer, band, step) * labels() * LANES;
     }
     SIFTFLOW_INLINE const int32_t* offsets(int layer, int band, int step) const {
-        return t.offsets + (layer * plane() + static_cast<size_t>(band) * steps + step) * LANES;
+        return t.offsets + at(layer, band, step) * LANES;
     }
 
     // A step's beliefs in one layer: range cost + dual message + the 4 spatial messages.
-    SIFTFLOW_INLINE void belief(int layer, int band, int step, int32_t (*out)[LANES]) const {
-        const int L = labels();
-        const int32_t* SIFTFLOW_RESTRICT range = by_label(t.range, layer, band, step);
-        const int32_t* SIFTFLOW_RESTRICT dual_in = by_label(t.dual, layer, band, step);
-        const int32_t* SIFTFLOW_RESTRICT sp = spatial(layer, band, step, 0);
-        const size_t slot = cell();
-        for (int label = 0; label < L; ++label) {
+    SIFTFLOW_INLINE void beliefs(int layer, int band, int step, V* out) const {
+        const int32_t* range = by_label(t.range, layer, band, step);
+        const int32_t* dual = by_label(t.dual, layer, band, step);
+        const int32_t* sp = spatial(layer, band, step, 0);
+        const size_t slot = static_cast<size_t>(labels()) * LANES;
+        for (int label = 0; label < labels(); ++label) {
             const size_t i = static_cast<size_t>(label) * LANES;
-            for (int k = 0; k < LANES; ++k) {
-                out[label][k] = range[i + k] + dual_in[i + k] + sp[i + k] + sp[slot + i + k] + sp[2 * slot + i + k] +
-                                sp[3 * slot + i + k];
-            }
+            out[label] = load(range + i) + load(dual + i) + load(sp + i) + load(sp + slot + i) +
+                         load(sp + 2 * slot + i) + load(sp + 3 * slot + i);
         }
     }
 
-    // The messages of one step's lanes to their neighbours one way, into v.message: the truncated-L1
+    // The messages of one step's lanes to their neighbours one way, into `message`: the truncated-L1
     // distance transform of the sender's belief without what the receiver sent (slot `excluded`;
     // O(L), Felzenszwalb and Huttenlocher 2006), read at the receiver's labels (the windows are
-    // shifted by the offset difference), capped at min + d, normalised; 0 where v.sends says a lane
-    // has no neighbour that way. v.receiver_offset: the receivers' offsets.
-    SIFTFLOW_INLINE void message(int layer, int band, int step, int excluded, bool origin) const {
+    // shifted by the offset difference), capped at min + d, normalised; 0 where `sends` (a mask)
+    // says a lane has no neighbour that way.
+    SIFTFLOW_INLINE void send(int layer, int band, int step, int excluded, V receiver_offset, V sends, bool origin) {
         const int L = labels();
         const int32_t last = L - 1;
-        const int32_t s = t.smoothness->s, d = t.smoothness->d;
+        const int32_t s = t.smoothness->s;
         const int32_t* far = t.smoothness->far.data();
-        int32_t(*h)[LANES] = v.belief;
-        int32_t(*out)[LANES] = v.message;
-        const int32_t* SIFTFLOW_RESTRICT from_receiver = spatial(layer, band, step, excluded);
-        const int32_t* SIFTFLOW_RESTRICT own_offset = offsets(layer, band, step);
+        V* h = belief;
+        const int32_t* from_receiver = spatial(layer, band, step, excluded);
+        V cap = splat(INT32_MAX);
         for (int label = 0; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) h[label][k] = v.total[label][k] - from_receiver[label * LANES + k];
+            h[label] = total[label] - load(from_receiver + label * LANES);
+            cap = vmin(cap, h[label]);
         }
-        for (int k = 0; k < LANES; ++k) {
-            v.cap[k] = h[0][k];
-            v.shift[k] = v.receiver_offset[k] - own_offset[k];
-        }
-        for (int label = 1; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) v.cap[k] = std::min(v.cap[k], h[label][k]);
-        }
-        for (int k = 0; k < LANES; ++k) v.cap[k] += d;
-        for (int label = 1; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) h[label][k] = std::min(h[label][k], h[label - 1][k] + s);
-        }
-        for (int label = L - 2; label >= 0; --label) {
-            for (int k = 0; k < LANES; ++k) h[label][k] = std::min(h[label][k], h[label + 1][k] + s);
-        }
+        cap += t.smoothness->d;
+        for (int label = 1; label < L; ++label) h[label] = vmin(h[label], h[label - 1] + s);
+        for (int label = L - 2; label >= 0; --label) h[label] = vmin(h[label], h[label + 1] + s);
+        const V shift = receiver_offset - load(offsets(layer, band, step));
+        for (int label = 0; label < L; ++label) message[label] = h[label];
         // Receiver label r reads the sender's label r + shift, and beyond the sender's window its edge
         // value + s per label. The shift differs from lane to lane, but each lane's is one of a few
-        // values: one pass per shift some lane has, with constant indices inside (no gather).
-        for (int label = 0; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) out[label][k] = h[label][k];
-        }
-        int32_t least = last, greatest = -last;
-        for (int k = 0; k < LANES; ++k) {
-            least = std::min(least, v.shift[k]);
-            greatest = std::max(greatest, v.shift[k]);
-        }
-        for (int32_t shift = std::max(least, -last); shift <= std::min(greatest, last); ++shift) {
-            int32_t found = 0;
-            for (int k = 0; k < LANES; ++k) found |= v.shift[k] == shift;
-            if (shift == 0 || !found) continue;
+        // values (neighbours' offsets differ by little): one pass per shift some lane has.
+        const int32_t least = std::max(least_lane(shift), -last), greatest = std::min(greatest_lane(shift), last);
+        for (int32_t value = least; value <= greatest; ++value) {
+            const V lanes = shift == value;
+            if (value == 0 || least_lane(lanes) == 0) continue;  // masks: -1 where a lane has it
             for (int label = 0; label < L; ++label) {
-                const int32_t source = std::min(std::max(label + shift, 0), last);
-                const int32_t beyond = std::abs(label + shift - source) * s;
-                for (int k = 0; k < LANES; ++k) {
-                    out[label][k] = v.shift[k] == shift ? h[source][k] + beyond : out[label][k];
-                }
+                const int32_t source = std::min(std::max(label + value, 0), last);
+                const int32_t beyond = (label + value - source) * (label + value < source ? -s : s);
+                message[label] = lanes ? h[source] + beyond : message[label];
             }
         }
-        for (int label = 0; label < L; ++label) {  // where the windows do not overlap, the original's ramp
-            const int32_t ramp = far[label];
-            for (int k = 0; k < LANES; ++k) {
-                out[label][k] = std::min(std::abs(v.shift[k]) <= last ? out[label][k] : ramp, v.cap[k]);
-            }
+        const V apart = vabs(shift) > last;  // the windows do not overlap: the original's ramp
+        for (int label = 0; label < L; ++label) message[label] = vmin(apart ? splat(far[label]) : message[label], cap);
+        if (origin && apart[0]) {  // the ramp is negative when the original sends from pixel 0
+            for (int label = 0; label < L; ++label) message[label][0] = std::min(-far[label], cap[0]);
         }
-        if (origin && std::abs(v.shift[0]) > last) {  // the ramp is negative when the original sends from pixel 0
-            for (int label = 0; label < L; ++label) out[label][0] = std::min(-far[label], v.cap[0]);
-        }
-        for (int label = 0; label < L; ++label) {  // the cap is one of the candidates: it becomes the least one
-            for (int k = 0; k < LANES; ++k) v.cap[k] = std::min(v.cap[k], out[label][k]);
-        }
-        for (int label = 0; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) out[label][k] = (out[label][k] - v.cap[k]) * v.sends[k];
-        }
+        V lowest = cap;  // the cap is one of the candidates
+        for (int label = 0; label < L; ++label) lowest = vmin(lowest, message[label]);
+        for (int label = 0; label < L; ++label) message[label] = (message[label] - lowest) & sends;
     }
 
     // The message from `layer` to the other one at each lane's pixel: per label of the other layer,
     // the least data cost + belief (without what the other layer sent) over this layer's.
-    SIFTFLOW_INLINE void dual_message(int layer, int band, int step) const {
+    SIFTFLOW_INLINE void send_dual(int layer, int band, int step) {
         const int L = labels();
-        int32_t(*belief)[LANES] = v.belief;
-        int32_t(*out)[LANES] = v.message;
-        const int32_t* SIFTFLOW_RESTRICT from_other = by_label(t.dual, layer, band, step);
-        const int32_t* SIFTFLOW_RESTRICT data =
-            t.data + (static_cast<size_t>(band) * steps + step) * static_cast<size_t>(L) * L * LANES;
-        for (int label = 0; label < L; ++label) {
-            for (int k = 0; k < LANES; ++k) belief[label][k] = v.total[label][k] - from_other[label * LANES + k];
-        }
+        const int32_t* from_other = by_label(t.dual, layer, band, step);
+        const int32_t* data = t.data + (static_cast<size_t>(band) * steps + step) * static_cast<size_t>(L) * L * LANES;
+        for (int label = 0; label < L; ++label) belief[label] = total[label] - load(from_other + label * LANES);
         if (layer == 0) {  // to the vertical label b: min over a of data[b, a] + belief[a]
             for (int target = 0; target < L; ++target) {
                 const int32_t* row = data + static_cast<size_t>(target) * L * LANES;
-                for (int k = 0; k < LANES; ++k) out[target][k] = row[k] + belief[0][k];
-                for (int source = 1; source < L; ++source) {
-                    for (int k = 0; k < LANES; ++k) {
-                        out[target][k] = std::min(out[target][k], row[source * LANES + k] + belief[source][k]);
-                    }
-                }
+                V best = load(row) + belief[0];
+                for (int source = 1; source < L; ++source) best = vmin(best, load(row + source * LANES) + belief[source]);
+                message[target] = best;
             }
         } else {  // to the horizontal label a: min over b of data[b, a] + belief[b]
-            for (int target = 0; target < L; ++target) {
-                for (int k = 0; k < LANES; ++k) out[target][k] = data[target * LANES + k] + belief[0][k];
-            }
+            for (int target = 0; target < L; ++target) message[target] = load(data + target * LANES) + belief[0];
             for (int source = 1; source < L; ++source) {
                 const int32_t* row = data + static_cast<size_t>(source) * L * LANES;
                 for (int target = 0; target < L; ++target) {
-                    for (int k = 0; k < LANES; ++k) {
-                        out[target][k] = std::min(out[target][k], row[target * LANES + k] + belief[source][k]);
-                    }
+                    message[target] = vmin(message[target], load(row + target * LANES) + belief[source]);
                 }
             }
         }
-        least(out, v.cap);
-        int32_t* SIFTFLOW_RESTRICT to_other = dual(1 - layer, band, step);
-        for (int target = 0; target < L; ++target) {
-            for (int k = 0; k < LANES; ++k) to_other[target * LANES + k] = out[target][k] - v.cap[k];
-        }
+        V lowest = message[0];
+        for (int target = 1; target < L; ++target) lowest = vmin(lowest, message[target]);
+        int32_t* to_other = t.dual + at(1 - layer, band, step) * L * LANES;
+        for (int target = 0; target < L; ++target) store(to_other + target * LANES, message[target] - lowest);
     }
 
-    SIFTFLOW_INLINE void least(int32_t (*values)[LANES], int32_t* out) const {
-        for (int k = 0; k < LANES; ++k) out[k] = values[0][k];
-        for (int label = 1; label < labels(); ++label) {
-            for (int k = 0; k < LANES; ++k) out[k] = std::min(out[k], values[label][k]);
-        }
+    // Per lane, the label of the least value (the first on ties, as the original), stored and returned.
+    SIFTFLOW_INLINE V label(const V* values, int layer, int band, int step) const {
+        V best = values[0];
+        for (int label = 1; label < labels(); ++label) best = vmin(best, values[label]);
+        V which = splat(labels() - 1);
+        for (int label = labels() - 2; label >= 0; --label) which = values[label] == best ? splat(label) : which;
+        store(t.labels + at(layer, band, step) * LANES, which);
+        return which;
     }
 
-    // Per lane, the label of the least value (the first on ties, as the original).
-    SIFTFLOW_INLINE void argmin(int32_t (*values)[LANES], int layer, int band, int step) const {
-        least(values, v.cap);
-        int32_t* SIFTFLOW_RESTRICT which = t.labels + (layer * plane() + static_cast<size_t>(band) * steps + step) * LANES;
-        for (int k = 0; k < LANES; ++k) v.shift[k] = labels() - 1;
-        for (int label = labels() - 2; label >= 0; --label) {  // down to the first label that reaches the least
-            for (int k = 0; k < LANES; ++k) v.shift[k] = values[label][k] == v.cap[k] ? label : v.shift[k];
+    // The energy's data and range terms of a step's labels (a horizontal, b vertical), summed over
+    // the lanes inside the image: here, where the step's data cells are in cache.
+    SIFTFLOW_INLINE int64_t unary_terms(V a, V b, V inside, int band, int step) const {
+        const int L = labels();
+        const int32_t* data = t.data + (static_cast<size_t>(band) * steps + step) * static_cast<size_t>(L) * L * LANES;
+        const int32_t* range_a = by_label(t.range, 0, band, step);
+        const int32_t* range_b = by_label(t.range, 1, band, step);
+        int64_t sum = 0;
+        for (int lane = 0; lane < LANES; ++lane) {
+            if (inside[lane]) {
+                sum += data[(b[lane] * L + a[lane]) * LANES + lane] + range_a[a[lane] * LANES + lane] +
+                       range_b[b[lane] * LANES + lane];
+            }
         }
-        for (int k = 0; k < LANES; ++k) which[k] = v.shift[k];
+        return sum;
     }
 
     // Steps first to last - 1 of one band (backwards: from last - 1 down).
-    SIFTFLOW_INLINE void block(int iteration, int band, int first, int last) const {
+    SIFTFLOW_INLINE void block(int iteration, int band, int first, int last) {
         const BandGrid& grid = *t.grid;
         const int layer = iteration % 2, other = 1 - layer;
         const bool forward = iteration % 4 < 2, with_dual = iteration % 8 < 4;
         const int final_step = steps - 1;
         const int L = labels();
+        const V y = band * LANES + LANE;
         for (int index = 0; index < last - first; ++index) {
             const int step = forward ? first + index : last - 1 - index;
-            belief(layer, band, step, v.total);
+            beliefs(layer, band, step, total);
+            const V x = (step - 1) - LANE;
+            const V inside = (x >= 0) & (x < grid.width) & (y < grid.height);
+            const bool origin = band == 0 && step == 1;  // the original's sign quirk tests for the sender at pixel 0
             // along the row: to the same lane at the next (previous) step
             const int target = forward ? step + 1 : step - 1;
-            const int32_t* target_offsets = offsets(layer, band, target);
-            for (int k = 0; k < LANES; ++k) {
-                const int x = step - 1 - k, y = band * LANES + k;
-                const int receiver_x = forward ? x + 1 : x - 1;
-                v.sends[k] = (x >= 0) & (x < grid.width) & (y < grid.height) & (receiver_x >= 0) & (receiver_x < grid.width);
-                v.receiver_offset[k] = target_offsets[k];
-            }
-            const bool origin = band == 0 && step == 1;  // the original's sign quirk tests for the sender at pixel 0
-            message(layer, band, step, forward ? RIGHT : LEFT, origin);
-            int32_t* SIFTFLOW_RESTRICT along = spatial(layer, band, target, forward ? LEFT : RIGHT);
-            for (int label = 0; label < L; ++label) {
-                for (int k = 0; k < LANES; ++k) along[label * LANES + k] = v.message[label][k];
-            }
-            // down the column: to the next (previous) lane at the next (previous) step
-            for (int k = 0; k < LANES; ++k) {
-                const int x = step - 1 - k, y = band * LANES + k;
-                const int receiver_y = forward ? y + 1 : y - 1;
-                v.sends[k] = (x >= 0) & (x < grid.width) & (y < grid.height) & (receiver_y >= 0) & (receiver_y < grid.height);
-            }
-            bool spills;
+            const V receiver_x = forward ? x + 1 : x - 1;
+            const V along = inside & (receiver_x >= 0) & (receiver_x < grid.width);
+            send(layer, band, step, forward ? RIGHT : LEFT, load(offsets(layer, band, target)), along, origin);
+            int32_t* into = spatial(layer, band, target, forward ? LEFT : RIGHT);
+            for (int label = 0; label < L; ++label) store(into + label * LANES, message[label]);
+            // down the column: to the next (previous) lane at the next (previous) step; the last lane
+            // sends to the next band's first (the first lane to the band above's last)
+            const V receiver_y = forward ? y + 1 : y - 1;
+            const V down = inside & (receiver_y >= 0) & (receiver_y < grid.height);
             if (forward) {
-                const int32_t* next = offsets(layer, band, step + 1);
-                for (int k = 0; k < LANES - 1; ++k) v.receiver_offset[k] = next[k + 1];
-                spills = band + 1 < bands && step >= LANES - 1;  // the last lane sends to the next band
-                v.receiver_offset[LANES - 1] = spills ? offsets(layer, band + 1, step - LANES + 1)[0] : 0;
-            } else {
-                const int32_t* previous = offsets(layer, band, step - 1);
-                for (int k = 1; k < LANES; ++k) v.receiver_offset[k] = previous[k - 1];
-                spills = band > 0 && step + LANES - 1 <= final_step;  // lane 0 sends to the band above
-                v.receiver_offset[0] = spills ? offsets(layer, band - 1, step + LANES - 1)[LANES - 1] : 0;
-            }
-            message(layer, band, step, forward ? BELOW : ABOVE, origin);
-            const int slot = forward ? ABOVE : BELOW;
-            if (forward) {
-                int32_t* SIFTFLOW_RESTRICT down = spatial(layer, band, step + 1, slot);
-                for (int label = 0; label < L; ++label) {
-                    for (int k = 0; k < LANES - 1; ++k) down[label * LANES + k + 1] = v.message[label][k];
+                const bool spills = band + 1 < bands && step >= LANES - 1;
+                const int32_t beyond = spills ? offsets(layer, band + 1, step - LANES + 1)[0] : 0;
+                const V receivers = __builtin_shuffle(load(offsets(layer, band, step + 1)), splat(beyond),
+                                                      V{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
+                send(layer, band, step, BELOW, receivers, down, origin);
+                int32_t* below = spatial(layer, band, step + 1, ABOVE);
+                for (int label = 0; label < L; ++label) {  // lane 0 holds what the band above sent: kept
+                    store(below + label * LANES,
+                          __builtin_shuffle(load(below + label * LANES), message[label],
+                                            V{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}));
                 }
                 if (spills) {
-                    int32_t* next_band = spatial(layer, band + 1, step - LANES + 1, slot);
-                    for (int label = 0; label < L; ++label) next_band[label * LANES] = v.message[label][LANES - 1];
+                    int32_t* next_band = spatial(layer, band + 1, step - LANES + 1, ABOVE);
+                    for (int label = 0; label < L; ++label) next_band[label * LANES] = message[label][LANES - 1];
                 }
             } else {
-                int32_t* SIFTFLOW_RESTRICT up = spatial(layer, band, step - 1, slot);
-                for (int label = 0; label < L; ++label) {
-                    for (int k = 1; k < LANES; ++k) up[label * LANES + k - 1] = v.message[label][k];
+                const bool spills = band > 0 && step + LANES - 1 <= final_step;
+                const int32_t beyond = spills ? offsets(layer, band - 1, step + LANES - 1)[LANES - 1] : 0;
+                const V receivers = __builtin_shuffle(splat(beyond), load(offsets(layer, band, step - 1)),
+                                                      V{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30});
+                send(layer, band, step, ABOVE, receivers, down, origin);
+                int32_t* above = spatial(layer, band, step - 1, BELOW);
+                for (int label = 0; label < L; ++label) {  // lane 15 holds what the band below sent: kept
+                    store(above + label * LANES,
+                          __builtin_shuffle(message[label], load(above + label * LANES),
+                                            V{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 31}));
                 }
                 if (spills) {
-                    int32_t* band_above = spatial(layer, band - 1, step + LANES - 1, slot);
-                    for (int label = 0; label < L; ++label) band_above[label * LANES + LANES - 1] = v.message[label][0];
+                    int32_t* band_above = spatial(layer, band - 1, step + LANES - 1, BELOW);
+                    for (int label = 0; label < L; ++label) band_above[label * LANES + LANES - 1] = message[label][0];
                 }
             }
-            if (with_dual) dual_message(layer, band, step);
+            if (with_dual) send_dual(layer, band, step);
             if (t.labels != nullptr) {
-                argmin(v.total, layer, band, step);
+                const V own = label(total, layer, band, step);
+                V others;
                 if (with_dual || t.fresh) {  // otherwise the other layer's belief, and label, did not change
-                    belief(other, band, step, v.belief);
-                    argmin(v.belief, other, band, step);
+                    beliefs(other, band, step, belief);
+                    others = label(belief, other, band, step);
+                } else {
+                    others = load(t.labels + at(other, band, step) * LANES);
                 }
+                t.unary[band] += unary_terms(layer == 0 ? own : others, layer == 0 ? others : own, inside, band, step);
             }
         }
     }
@@ -280,9 +236,9 @@ struct Step {
 
 template <int N>
 SIFTFLOW_INLINE void run_block(const SweepTerms& terms, int iteration, int band, int first, int last) {
-    Scratch scratch;
     const BandGrid& grid = *terms.grid;
-    Step<N>{terms, terms.count, grid.bands, grid.steps, scratch}.block(iteration, band, first, last);
+    Step<N> step(terms, terms.count, grid.bands, grid.steps);
+    step.block(iteration, band, first, last);
 }
 
 // One entry per label count the defaults use (windows 2, 3, 4 and 10), and one for any other.

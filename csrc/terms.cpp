@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "bp.h"
+#include "lanes.h"
 
 namespace siftflow {
 namespace {
@@ -217,45 +218,88 @@ Buffer<int32_t> finer(const Buffer<int32_t>& coarse, const BandGrid& coarse_grid
     return out;
 }
 
-// The SIFT Flow energy of a labelling, as the original's GetEnergy. Per band, then summed in band
-// order: the same total on any number of threads (integers when s and d are: exact in any order).
-double energy(const SweepTerms& terms, int threads) {
+// The SIFT Flow energy of a labelling, as the original's GetEnergy: its data and range terms (integers)
+// summed by the sweep that made the labels, its smoothness terms here. Per band, then summed in band
+// order: the same total on any number of threads. With integral s and d (the original's defaults)
+// every term is an integer, summed exactly a step (16 pixels) at a time; otherwise the smoothness
+// terms are summed in float64 as the original does, pixel by pixel.
+namespace {
+
+// the smoothness terms of one band's steps with integral s and d (exact)
+SIFTFLOW_CLONES int64_t band_smoothness_integral(const SweepTerms& terms, int band, int32_t s, int32_t d) {
     const BandGrid& grid = *terms.grid;
-    const int count = terms.count, cells = count * count;
+    const size_t labels_layer = grid.size(1);
+    // min(|diff| s, d) = min(min(|diff|, d / s + 1) s, d): no product can overflow
+    const int32_t far = s > 0 ? d / s + 1 : 0;
+    const V y = band * LANES + LANE;
+    int64_t total = 0;
+    for (int step = 1; step < grid.steps - 1; ++step) {
+        const V x = (step - 1) - LANE;
+        const V inside = (x >= 0) & (x < grid.width) & (y < grid.height);
+        const V has_right = inside & (x < grid.width - 1), has_below = inside & (y < grid.height - 1);
+        const bool spills = band + 1 < grid.bands && step >= LANES - 1;
+        V sum{};
+        for (int layer = 0; layer < 2; ++layer) {
+            const int32_t* labels = terms.labels + layer * labels_layer;
+            const int32_t* offsets = terms.offsets + layer * labels_layer;
+            const V flow = load(labels + grid.at(band, step, 1)) + load(offsets + grid.at(band, step, 1));
+            const V next = load(labels + grid.at(band, step + 1, 1)) + load(offsets + grid.at(band, step + 1, 1));
+            const int32_t spilled = spills ? labels[grid.at(band + 1, step - LANES + 1, 1)] +
+                                                 offsets[grid.at(band + 1, step - LANES + 1, 1)]
+                                           : 0;
+            // the lower neighbour: the next lane one step on, or the next band's lane 0
+            const V below = __builtin_shuffle(next, splat(spilled), V{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
+            sum += vmin(vmin(vabs(flow - next), splat(far)) * s, splat(d)) & has_right;
+            sum += vmin(vmin(vabs(flow - below), splat(far)) * s, splat(d)) & has_below;
+        }
+        for (int lane = 0; lane < LANES; ++lane) total += sum[lane];
+    }
+    return total;
+}
+
+// the smoothness terms of one band with fractional s or d, in float64, pixel by pixel as the original
+double band_smoothness(const SweepTerms& terms, int band) {
+    const BandGrid& grid = *terms.grid;
     const double s = terms.smoothness->exact_s, d = terms.smoothness->exact_d;
-    const size_t labels_layer = grid.size(1), range_layer = grid.size(count);
-    std::vector<double> per_band(grid.bands, 0.0);
-    parallel_for(grid.bands, threads, [&](int64_t band_index) {
-        const int band = static_cast<int>(band_index);
-        double total = 0.0;
-        for (int step = 1; step < grid.steps - 1; ++step) {
-            for (int lane = 0; lane < LANES; ++lane) {
-                int x, y;
-                if (!grid.inside(band, step, lane, x, y)) continue;
-                // the lower neighbour: the next lane one step on, or the next band's lane 0
-                const bool spills = lane == LANES - 1;
-                const int below_band = band + spills, below_step = spills ? step - LANES + 1 : step + 1;
-                const int below_lane = spills ? 0 : lane + 1;
-                int32_t label[2];
-                for (int layer = 0; layer < 2; ++layer) {
-                    const int32_t* labels = terms.labels + layer * labels_layer;
-                    const int32_t* offsets = terms.offsets + layer * labels_layer;
-                    label[layer] = labels[grid.at(band, step, 1) + lane];
-                    const int32_t flow = label[layer] + offsets[grid.at(band, step, 1) + lane];
-                    if (x < grid.width - 1) {
-                        const size_t right = grid.at(band, step + 1, 1) + lane;
-                        total += std::min(std::abs(flow - (labels[right] + offsets[right])) * s, d);
-                    }
-                    if (y < grid.height - 1) {
-                        const size_t below = grid.at(below_band, below_step, 1) + below_lane;
-                        total += std::min(std::abs(flow - (labels[below] + offsets[below])) * s, d);
-                    }
-                    total += terms.range[layer * range_layer + grid.at(band, step, count) + label[layer] * LANES + lane];
+    const size_t labels_layer = grid.size(1);
+    double total = 0.0;
+    for (int step = 1; step < grid.steps - 1; ++step) {
+        for (int lane = 0; lane < LANES; ++lane) {
+            int x, y;
+            if (!grid.inside(band, step, lane, x, y)) continue;
+            // the lower neighbour: the next lane one step on, or the next band's lane 0
+            const bool spills = lane == LANES - 1;
+            const int below_band = band + spills, below_step = spills ? step - LANES + 1 : step + 1;
+            const int below_lane = spills ? 0 : lane + 1;
+            for (int layer = 0; layer < 2; ++layer) {
+                const int32_t* labels = terms.labels + layer * labels_layer;
+                const int32_t* offsets = terms.offsets + layer * labels_layer;
+                const int32_t flow = labels[grid.at(band, step, 1) + lane] + offsets[grid.at(band, step, 1) + lane];
+                if (x < grid.width - 1) {
+                    const size_t right = grid.at(band, step + 1, 1) + lane;
+                    total += std::min(std::abs(flow - (labels[right] + offsets[right])) * s, d);
                 }
-                total += terms.data[grid.at(band, step, cells) + (label[1] * count + label[0]) * LANES + lane];
+                if (y < grid.height - 1) {
+                    const size_t below = grid.at(below_band, below_step, 1) + below_lane;
+                    total += std::min(std::abs(flow - (labels[below] + offsets[below])) * s, d);
+                }
             }
         }
-        per_band[band] = total;
+    }
+    return total;
+}
+
+}  // namespace
+
+double energy(const SweepTerms& terms, const std::vector<int64_t>& unary, int threads) {
+    const double s = terms.smoothness->exact_s, d = terms.smoothness->exact_d;
+    const bool integral = s == std::floor(s) && d == std::floor(d) && s < (1 << 30) && d < (1 << 30);
+    std::vector<double> per_band(terms.grid->bands, 0.0);
+    parallel_for(terms.grid->bands, threads, [&](int64_t index) {
+        const int band = static_cast<int>(index);
+        per_band[band] = integral ? static_cast<double>(band_smoothness_integral(terms, band, static_cast<int32_t>(s),
+                                                                                 static_cast<int32_t>(d)) + unary[band])
+                                  : band_smoothness(terms, band) + static_cast<double>(unary[band]);
     });
     double total = 0.0;
     for (double value : per_band) total += value;
