@@ -14,7 +14,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from siftflow_nn._checks import describe_value
 
-__all__ = ["ImageReadError", "OutputError", "atomic_path", "image_to_uint8", "read_image", "write_image"]
+__all__ = [
+    "ImageReadError",
+    "OutputError",
+    "atomic_path",
+    "image_to_uint8",
+    "printable_name",
+    "read_image",
+    "write_image",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -119,7 +127,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except FileNotFoundError:
-        raise OutputError(f"{path}: the folder {path.parent} does not exist") from None
+        if not path.parent.is_dir():
+            raise OutputError(f"{path}: the folder {path.parent} does not exist") from None
+        # a folder that holds no new files (/proc, /sys): its entries exist, but none can be made
+        raise OutputError(f"{path}: no file can be created in {path.parent} (No such file or directory)") from None
     except OSError as error:
         raise OutputError(f"{path}: cannot write here ({error.strerror})") from None
     try:
@@ -129,6 +140,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def printable_name(name: str) -> str:
+    """A file name as text any UTF-8 file can hold: the bytes of a name that is not UTF-8 (which
+    Python decodes to lone surrogates, and UTF-8 writers refuse) become ``\\xNN``.
+
+    Example:
+        >>> printable_name(b"caf\\xe9_1 copy_rec.png".decode("utf-8", "surrogateescape"))
+        'caf\\\\xe9_1 copy_rec.png'
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor) -> None:

@@ -1,0 +1,166 @@
+"""The runner: jobs on this process and spawned workers, workers that end with their parent, memory."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from siftflow_nn.io import write_image
+from siftflow_nn.metrics import runner
+from siftflow_nn.metrics.layouts import Pair
+
+ROOT = Path(__file__).parents[2]
+
+
+class Job(NamedTuple):
+    """A job for the pool that says where it ran. Given a folder ``marks``, a worker leaves a mark
+    in it, and every job waits until two workers have (they take seconds to start): both workers
+    and this process then take jobs. In a worker, ``die`` kills it and ``crash`` raises; in this
+    process the job sleeps ``seconds``."""
+
+    parent: int
+    seconds: float = 0.0
+    die: bool = False
+    crash: bool = False
+    marks: str | None = None
+
+    def run(self):
+        here = os.getpid() == self.parent
+        if self.marks is not None:
+            if not here:
+                Path(self.marks, str(os.getpid())).touch()
+            deadline = time.monotonic() + 120
+            while len(os.listdir(self.marks)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if not here and self.die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if not here and self.crash:
+            raise ZeroDivisionError("a bug")
+        time.sleep(self.seconds if here else 0.01)
+        return os.getpid()
+
+
+def _outcomes(jobs, count):
+    return [outcome for _, outcome in runner._run([(str(index), job) for index, job in enumerate(jobs)], count)]
+
+
+def test_every_job_once_here_and_in_the_workers(tmp_path):
+    jobs = [Job(os.getpid(), marks=str(tmp_path)) for _ in range(30)]
+    threads = torch.get_num_threads()
+    outcomes = _outcomes(jobs, 3)
+    assert len(outcomes) == 30
+    assert os.getpid() in outcomes and len(set(outcomes)) == 3  # this process and both workers took some
+    assert torch.get_num_threads() == threads
+
+
+def test_a_worker_killed_ends_the_run_in_one_line():
+    """Issue 22, 4.6: a worker killed by the OOM killer was a BrokenProcessPool traceback."""
+    jobs = [Job(os.getpid(), 0.5, die=True) for _ in range(100)]
+    with pytest.raises(runner.WorkerDied, match=r"a worker process \(pid \d+\) was killed by SIGKILL \(out of "
+                                                r"memory\?\) while working on \d+$"):  # fmt: skip
+        _outcomes(jobs, 2)
+
+
+def test_a_bug_in_a_worker_shows_its_traceback():
+    jobs = [Job(os.getpid(), 0.5, crash=True) for _ in range(100)]
+    with pytest.raises(RuntimeError, match=r"(?s)a job failed in a worker process:.*ZeroDivisionError: a bug"):
+        _outcomes(jobs, 2)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that does not come counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def test_workers_end_with_their_parent():
+    """Issue 4.6: SIGKILL of the main process left its worker and the resource tracker alive for
+    good. A process running jobs on two workers is killed; everything it started ends (the
+    command's SIGTERM: tests/cli/test_docunet.py)."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from siftflow_nn.metrics import runner
+        from tests.metrics.test_runner import Job
+        jobs = [(str(i), Job(os.getpid(), 1.0)) for i in range(1000)]
+        for count, _ in enumerate(runner._run(jobs, 3)):
+            if count == 5:
+                print("running", flush=True)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "running"  # both workers started and took jobs
+        started = _descendants(process.pid)
+        assert len(started) >= 3  # two workers and the resource tracker
+        process.kill()
+        process.wait(30)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in started if _alive(pid)] == []
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _image(path, height, width):
+    write_image(path, torch.zeros(1, height, width))
+    return path
+
+
+def test_the_pixel_budget_is_checked_before_any_work(tmp_path):
+    pair = Pair("big.png", _image(tmp_path / "big.png", 300, 400), _image(tmp_path / "scan.png", 30, 40), None)
+    with pytest.raises(runner.PixelBudgetError, match=r"big.png: 400 x 300 = 120000 pixels, over the budget of "
+                                                      r"100000 \(--max-pixels\): scoring it needs about 0.1 GiB of "
+                                                      r"memory; give --max-pixels 120000 to score it anyway"):  # fmt: skip
+        runner.plan_memory([pair], 2, 100_000, None)
+    plan = runner.plan_memory([pair], 4, 200_000, None)
+    assert (plan.jobs, plan.largest, plan.pair_bytes) == (4, pair, runner.pair_memory(120_000))
+
+
+def test_jobs_are_fitted_to_the_memory(tmp_path):
+    """Issue 4.8: --jobs was not capped by memory (about 460 MB a worker)."""
+    pair = Pair("a.png", _image(tmp_path / "a.png", 30, 40), _image(tmp_path / "s.png", 30, 40), None)
+    need = runner.pair_memory(1200)
+    assert runner.plan_memory([pair], 8, 10**6, need).jobs == 1  # this process only
+    assert runner.plan_memory([pair], 8, 10**6, 3 * need + 2 * runner.PROCESS_BYTES).jobs == 3
+    assert runner.plan_memory([pair], 2, 10**6, 10**12).jobs == 2
+    with pytest.raises(runner.PixelBudgetError, match="a.png: scoring it needs about 0.1 GiB of memory and 0.0 GiB"):
+        runner.plan_memory([pair], 1, 10**6, need // 4)
+    unreadable = Pair("x.png", tmp_path / "x.png", tmp_path / "nothing.png", None)
+    assert runner.plan_memory([unreadable], 1, 10, None).jobs == 1  # its pair fails when scored, naming it
+
+
+def test_settings_say_how_a_row_was_computed():
+    pair = Pair("64_2 copy_rec.png", Path("r"), Path("s"), Path("p"), 64, 2, rotated=True, scan_resizes=2)
+    plain = runner.RunOptions("docunet")
+    assert plain.settings(pair) == "layout=docunet; device=cpu; metrics=ms_ssim,ld,li_d,ad; rotated=180; scan_resizes=2"
+    ocr = runner.RunOptions("docunet", ocr="uvdoc", ocr_keys=frozenset({pair.key}), tesseract="5.3.0")
+    assert ocr.settings(pair).endswith("metrics=ms_ssim,ld,li_d,ad,ed,cer; rotated=180; scan_resizes=2; ocr=uvdoc; "
+                                       "tesseract=5.3.0")  # fmt: skip
+    assert ocr.photo_of(pair) == Path("p") and plain.photo_of(pair) is None
