@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from siftflow_nn._progress import Progress
 from siftflow_nn.cli._arguments import (
     CommandFailed,
     UsageError,
@@ -168,6 +169,7 @@ def docunet(args: argparse.Namespace) -> int:
     rows = dict(done)
     run = runner.BenchmarkRun(todo, options, jobs)
     start = time.perf_counter()
+    progress = Progress(len(todo), "docunet", "pair")  # scored pairs: a failed one takes no time to count
     try:
         with _sigterm_as_interrupt():
             for event in run:
@@ -179,6 +181,7 @@ def docunet(args: argparse.Namespace) -> int:
                 if file is not None:
                     file.append(event.row)
                 print(_pair_line(event), flush=True)
+                progress.update(1, _shown(event.pair.key))
     except (KeyboardInterrupt, _Terminated) as interruption:
         kept = f"the {len(rows)} rows scored are kept in {csv_path}: run the same command again to resume"
         what = "interrupted" if isinstance(interruption, KeyboardInterrupt) else "terminated (SIGTERM)"
@@ -188,6 +191,7 @@ def docunet(args: argparse.Namespace) -> int:
         kept = f"the {len(rows)} rows scored are kept in {csv_path}: run again to resume" if file else "no --csv"
         raise CommandFailed(f"{error}; {kept}") from None
     finally:
+        progress.close()
         if file is not None:
             file.close()
     _close(benchmark, [rows[pair.key] for pair in benchmark.pairs if pair.key in rows], run, options, args,

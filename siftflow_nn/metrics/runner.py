@@ -242,11 +242,12 @@ class ImageJob(NamedTuple):
         return ImageOutcome(scores, None, hashes, time.perf_counter() - start)
 
     def _scores(self) -> tuple[float, ...]:
-        from siftflow_nn.metrics.docunet import benchmark_pair, docunet_evaluation  # the heavy part: only here
-
         pair, device = self.pair, torch.device(self.device)
-        result = read_image(pair.result, self.max_pixels, uint8=True, orient=False).to(device)
-        scan = read_image(pair.scan, self.max_pixels, uint8=True, orient=False).to(device)
+        # as MATLAB's imread gives them to eval.m: 8-bit as uint8, 16-bit as uint16, no EXIF turn
+        result, scan = (read_image(path, self.max_pixels, uint8=True, orient=False, uint16=True).to(device)
+                        for path in (pair.result, pair.scan))  # fmt: skip
+        from siftflow_nn.metrics.docunet import benchmark_pair, docunet_evaluation
+
         if pair.rotated:
             result = result.rot90(2, dims=(-2, -1))  # MATLAB's rot90(A, 2), as DocTr's script has it
         for _ in range(pair.scan_resizes - 1):  # UVDoc's evalScript.m scores later photos on its resized scan

@@ -101,7 +101,7 @@ def test_workers_end_with_their_parent():
     good. A process running jobs on two workers is killed; everything it started ends (the
     command's SIGTERM: tests/cli/test_docunet.py)."""
     script = textwrap.dedent(
-        f"""
+        """
         import os, sys
         from siftflow_nn.metrics import runner
         from tests.metrics.test_runner import Job
@@ -135,9 +135,11 @@ def _image(path, height, width):
 
 def test_the_pixel_budget_is_checked_before_any_work(tmp_path):
     pair = Pair("big.png", _image(tmp_path / "big.png", 300, 400), _image(tmp_path / "scan.png", 30, 40), None)
-    with pytest.raises(runner.PixelBudgetError, match=r"big.png: 400 x 300 = 120000 pixels, over the budget of "
-                                                      r"100000 \(--max-pixels\): scoring it needs about 0.1 GiB of "
-                                                      r"memory; give --max-pixels 120000 to score it anyway"):  # fmt: skip
+    message = (
+        r"big.png: 400 x 300 = 120000 pixels, over the budget of 100000 \(--max-pixels\): scoring it needs about "
+        r"0.1 GiB of memory; give --max-pixels 120000 to score it anyway"
+    )
+    with pytest.raises(runner.PixelBudgetError, match=message):
         runner.plan_memory([pair], 2, 100_000, None)
     plan = runner.plan_memory([pair], 4, 200_000, None)
     assert (plan.jobs, plan.largest, plan.pair_bytes) == (4, pair, runner.pair_memory(120_000))
