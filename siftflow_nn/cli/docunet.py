@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import signal
 import sys
 import time
@@ -171,8 +172,9 @@ def docunet(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     progress = Progress(len(todo), "docunet", "pair")  # scored pairs: a failed one takes no time to count
     try:
-        with _sigterm_as_interrupt():
-            for event in run:
+        # closed on the way out, so that an interruption ends the workers at once
+        with _sigterm_as_interrupt(), contextlib.closing(iter(run)) as events:
+            for event in events:
                 if isinstance(event, runner.Failed):
                     failures.append(event.message)
                     print(f"siftflow-nn: error: {_shown(event.message)}", file=sys.stderr)
@@ -258,6 +260,10 @@ def _figures_folder(text: str | None) -> Path | None:
         raise UsageError(f"argument --figures: {text} is a file, not a folder")
     if not folder.parent.is_dir():
         raise UsageError(f"argument --figures: {text}: the folder {folder.parent} does not exist")
+    if importlib.util.find_spec("matplotlib") is None:
+        from siftflow_nn.metrics.figures import INSTALL_HINT
+
+        raise UsageError(f"argument --figures: the figures need matplotlib: {INSTALL_HINT}")
     folder.mkdir(exist_ok=True)
     return folder
 

@@ -363,25 +363,26 @@ class BenchmarkRun:
         for pair in self.pairs:
             if options.ocr_of(pair):
                 waiting[str(pair.scan)].append(pair.key)
-        for (key, job), outcome in _run(self._jobs(), self.jobs):
-            if isinstance(job, ImageJob):
-                self.image_seconds += outcome.seconds
-                state[key].image = outcome
-                ready = [key]
-            else:
-                self.ocr_seconds += outcome.seconds
-                self.ocr_images += 1
-                if job.is_scan:
-                    scan_texts[key] = outcome
-                    ready = waiting[key]
-                else:
-                    state[key].text = outcome
+        with contextlib.closing(_run(self._jobs(), self.jobs)) as outcomes:
+            for (key, job), outcome in outcomes:
+                if isinstance(job, ImageJob):
+                    self.image_seconds += outcome.seconds
+                    state[key].image = outcome
                     ready = [key]
-            for name in ready:
-                event = self._finished(by_key[name], state[name], scan_texts)
-                if event is not None:
-                    del state[name]
-                    yield event
+                else:
+                    self.ocr_seconds += outcome.seconds
+                    self.ocr_images += 1
+                    if job.is_scan:
+                        scan_texts[key] = outcome
+                        ready = waiting[key]
+                    else:
+                        state[key].text = outcome
+                        ready = [key]
+                for name in ready:
+                    event = self._finished(by_key[name], state[name], scan_texts)
+                    if event is not None:
+                        del state[name]
+                        yield event
 
     def _finished(self, pair: Pair, progress: _Progress, scan_texts: dict[str, TextOutcome]) -> Scored | Failed | None:
         """The pair's event once all its jobs are done, else None."""

@@ -20,6 +20,7 @@ from siftflow_nn.cli import main
 from siftflow_nn.metrics import docunet_metrics, runner
 from siftflow_nn.metrics.ocr import TesseractNotFoundError
 from siftflow_nn.synthetic import document_pair, write_document_benchmark
+from tests.metrics.test_runner import alive, descendants
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "tests" / "data" / "docunet_bench"
@@ -126,7 +127,13 @@ def test_uvdocs_second_resize_of_the_scan(tmp_path, capsys):
         assert twice[name] == once[name]  # kept, not scored again
     for name in ("1_2 copy_rec.png", "2_2 copy_rec.png"):
         assert twice[name]["settings"].endswith("scan_resizes=2")
-        assert twice[name]["ms_ssim"] != once[name]["ms_ssim"]
+    # scan 1 (1100 x 850) resized is 880 x 680 = 598400 pixels: the second resize, by 1, changes nothing;
+    # scan 2's (900 x 700 -> 878 x 683) is by 0.99894: MS-SSIM -1.9%, LD +5.3%, Li-D +1.1%
+    scores = [[float(rows["2_2 copy_rec.png"][name]) for name in ("ms_ssim", "ld", "li_d")] for rows in (once, twice)]
+    assert [float(twice["1_2 copy_rec.png"][name]) for name in ("ms_ssim", "ld", "li_d")] == [
+        float(once["1_2 copy_rec.png"][name]) for name in ("ms_ssim", "ld", "li_d")
+    ]
+    assert [after / before - 1 for before, after in zip(*scores)] == pytest.approx([-0.0193, 0.0534, 0.0114], abs=2e-3)
 
 
 def test_a_missing_second_photo_is_reported(benchmark, fake_scores, capsys):
@@ -301,21 +308,6 @@ def test_interrupted_with_one_line_and_the_rows_kept(benchmark, tmp_path, monkey
     assert [row["result"] for row in _rows(results)] == ["1_1 copy_rec.png"]
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        found.update(map(int, (task / "children").read_text().split()))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def long_run(tmp_path):
     """The command on 12 pairs with --jobs 2, as a process of its own, once its worker scores."""
@@ -327,7 +319,7 @@ def long_run(tmp_path):
                                env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     lines = [process.stdout.readline() for _ in range(3)]  # the layout line, then two pairs
     assert all(line.strip() for line in lines), process.stderr.read()
-    yield process, _children(process.pid), results
+    yield process, descendants(process.pid), results
     process.kill()
     process.wait()
 
@@ -343,9 +335,9 @@ def test_sigterm_ends_workers_and_keeps_the_rows(long_run):
     assert re.fullmatch(r"siftflow-nn: terminated \(SIGTERM\): the \d+ rows scored are kept in .*scores.csv: run "
                         r"the same command again to resume", err[-1])  # fmt: skip
     deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert [pid for pid in started if _alive(pid)] == []
+    assert [pid for pid in started if alive(pid)] == []
     assert len(_rows(results)) >= 2
 
 

@@ -74,7 +74,7 @@ def test_a_bug_in_a_worker_shows_its_traceback():
         _outcomes(jobs, 2)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running (a zombie waiting for a reaper that does not come counts as ended)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -83,7 +83,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
         parent = todo.pop()
@@ -115,14 +115,14 @@ def test_workers_end_with_their_parent():
                                env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     try:
         assert process.stdout.readline().strip() == "running"  # both workers started and took jobs
-        started = _descendants(process.pid)
+        started = descendants(process.pid)
         assert len(started) >= 3  # two workers and the resource tracker
         process.kill()
         process.wait(30)
         deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert [pid for pid in started if _alive(pid)] == []
+        assert [pid for pid in started if alive(pid)] == []
     finally:
         process.kill()
         process.wait()
