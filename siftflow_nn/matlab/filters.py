@@ -3,9 +3,10 @@
 import numpy as np
 import torch
 
-from siftflow_nn._checks import check_planes
+from siftflow_nn._checks import as_int, check_planes
 from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
+from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
 __all__ = ["gaussian_filter", "gaussian_taps", "impyramid_reduce"]
@@ -51,8 +52,9 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
     rounding to an integer sees only at exact half-integers (never on the reference data).
 
     Args:
-        image: ``(..., H, W)``, uint8 (rounded back to uint8, as imfilter does) or floating point.
-        size, sigma: the kernel's (odd) size and its standard deviation.
+        image: ``(..., H, W)``, uint8 or uint16 (rounded back to its class, as imfilter does) or
+            floating point.
+        size, sigma: the kernel's (odd) size and its standard deviation (positive, finite).
 
     Returns:
         ``(..., H, W)`` of the input's dtype.
@@ -61,11 +63,10 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
         >>> gaussian_filter(torch.full((1, 4, 4), 9, dtype=torch.uint8), 7, 1.0).unique().tolist()
         [9]
     """
-    if not (isinstance(size, int) and size > 0 and size % 2 == 1):
-        raise ValueError(f"size must be a positive odd int, got {size!r}")
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    taps = gaussian_taps(size, sigma)
+    size = as_int(size, "size", "a positive odd int")
+    if size <= 0 or size % 2 == 0:
+        raise ValueError(f"size must be a positive odd int, got {size}")
+    taps = gaussian_taps(size, positive_number(sigma, "sigma"))
     if image.dtype == torch.uint8 and _cpu.compiled(check_planes(image)):
         planes = _cpu.planes(image)
         out = np.empty_like(planes)
@@ -73,19 +74,19 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
             for plane, target in zip(planes, out):
                 _cpu.kernels.filter_uint8(plane, taps, target)
         return _cpu.from_planes(out, image)
-    values, was_uint8 = as_double(check_planes(image))
-    return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), was_uint8)
+    values, integer_class = as_double(check_planes(image))
+    return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), integer_class)
 
 
 def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
     """MATLAB's ``impyramid(image, 'reduce')``: the 5-tap kernel ``[1 4 6 4 1] / 16``, replicated
     borders, every other sample kept (output ``ceil(H / 2) x ceil(W / 2)``).
 
-    Down the columns first, then along the rows; uint8 input is rounded to uint8 after each, as
-    MATLAB's ``imfilter`` calls in impyramid do.
+    Down the columns first, then along the rows; uint8 and uint16 input is rounded back to its class
+    after each, as MATLAB's ``imfilter`` calls in impyramid do.
 
     Args:
-        image: ``(..., H, W)``, uint8 or floating point.
+        image: ``(..., H, W)``, uint8, uint16 or floating point.
 
     Returns:
         ``(..., ceil(H / 2), ceil(W / 2))`` of the input's dtype.
@@ -104,10 +105,10 @@ def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
                 _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
                 _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
         return _cpu.from_planes(out, image)
-    values, was_uint8 = as_double(check_planes(image))
-    values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], was_uint8)
-    values = values.double() if was_uint8 else values
-    return back_to_class(_filter_along(values, IMPYRAMID_TAPS, -1)[..., ::2], was_uint8)
+    values, integer_class = as_double(check_planes(image))
+    values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], integer_class)
+    values = values if integer_class is None else values.double()
+    return back_to_class(_filter_along(values, IMPYRAMID_TAPS, -1)[..., ::2], integer_class)
 
 
 def _reduce_table(length: int) -> tuple[np.ndarray, np.ndarray]:

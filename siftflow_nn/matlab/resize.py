@@ -4,7 +4,8 @@ The cubic kernel with a = -0.5, widened by ``1 / scale`` when shrinking (antiali
 ("symmetric") borders, one dimension at a time, the one with the smaller scale first (rows on
 ties). Each output sample's taps are summed in order, as the original's C++ re-creation does
 (``../shared/bpflow``), so that results agree to the last bit where a later truncation to an
-integer can tell. On uint8 images MATLAB rounds to uint8 after each pass, and so do we.
+integer can tell. On uint8 and uint16 images MATLAB rounds back to the class after each pass, and
+so do we.
 """
 
 import math
@@ -12,9 +13,10 @@ import math
 import numpy as np
 import torch
 
-from siftflow_nn._checks import check_planes, describe_value
+from siftflow_nn._checks import check_planes, check_positive_int, describe_value
 from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
+from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.rounding import as_double, back_to_class
 
 __all__ = ["apply_taps", "dyadic_taps", "imresize", "resize_plan", "resize_weights"]
@@ -107,10 +109,11 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
     """MATLAB's ``imresize(image, scale, 'bicubic')`` or ``imresize(image, out_size, 'bicubic')``.
 
     Args:
-        image: ``(..., H, W)``, uint8 (rounded to uint8 after each pass, as MATLAB) or floating
-            point (computed in its dtype).
-        scale: output ``ceil(scale * H) x ceil(scale * W)``; or
-        out_size: ``(rows, cols)``, each axis at its own scale ``out / in``.
+        image: ``(..., H, W)``, uint8 or uint16 (rounded back to its class after each pass, as
+            MATLAB) or floating point (computed in its dtype).
+        scale: output ``ceil(scale * H) x ceil(scale * W)`` (a positive finite number: Python,
+            NumPy or a 0-d tensor); or
+        out_size: ``(rows, cols)``, two positive ints, each axis at its own scale ``out / in``.
 
     Returns:
         ``(..., rows, cols)`` of the input's dtype.
@@ -124,22 +127,27 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
     check_planes(image)
     if (scale is None) == (out_size is None):
         raise ValueError("give one of scale and out_size")
-    if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-    if out_size is not None and not (
-        len(out_size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out_size)
-    ):
-        raise ValueError(f"out_size must be two positive ints (rows, cols), got {out_size!r}")
-    passes, _ = resize_plan(tuple(image.shape[-2:]), scale, tuple(out_size) if out_size else None)
+    if scale is not None:
+        scale = positive_number(scale, "scale")
+    else:
+        out_size = _size_pair(out_size)
+    passes, _ = resize_plan(tuple(image.shape[-2:]), scale, out_size)
     if _cpu.compiled(image):
         with numba_threads():
             return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
-    values, was_uint8 = as_double(image)
+    values, integer_class = as_double(image)
     for dim, indices, weights in passes:
         values = apply_taps(values, values.dim() - 2 + dim, indices, weights)
-        if was_uint8:
-            values = back_to_class(values, True).double()
-    return back_to_class(values, was_uint8)
+        if integer_class is not None:
+            values = back_to_class(values, integer_class).double()
+    return back_to_class(values, integer_class)
+
+
+def _size_pair(out_size) -> tuple[int, int]:
+    """``out_size`` as two positive ints (Python, NumPy or 0-d tensor integers)."""
+    if isinstance(out_size, (str, bytes)) or not hasattr(out_size, "__len__") or len(out_size) != 2:
+        raise ValueError(f"out_size must be two positive ints (rows, cols), got {out_size!r}")
+    return tuple(check_positive_int(length, f"out_size[{index}]") for index, length in enumerate(out_size))
 
 
 def _resize_planes(planes: np.ndarray, passes) -> np.ndarray:

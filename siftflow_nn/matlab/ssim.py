@@ -1,12 +1,13 @@
 """MATLAB's ``ssim(A, ref)`` with its defaults: the mean structural similarity of two images."""
 
-import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes
 from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
+from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps
+from siftflow_nn.matlab.rounding import class_range
 
 __all__ = ["ssim"]
 
@@ -19,9 +20,10 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
     (sigma 1.5, replicated borders), ``K = (0.01, 0.03)``, exponents 1, averaged over the map.
 
     Args:
-        image1, image2: ``(..., H, W)`` of one shape and dtype: uint8 (computed in float64) or
-            floating point (in its dtype).
-        data_range: ``L``; by default the dtype's range, as MATLAB: 255 for uint8, 1 for floats.
+        image1, image2: ``(..., H, W)`` of one shape and dtype: uint8 or uint16 (computed in
+            float64) or floating point (in its dtype).
+        data_range: ``L``, a positive finite number; by default the class's range, as MATLAB: 255
+            for uint8, 65535 for uint16, 1 for floats.
 
     Returns:
         ``(...)``: one value per image (and channel).
@@ -37,18 +39,17 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
             f"image1 and image2 must have one shape and dtype, got {tuple(image1.shape)} {image1.dtype} "
             f"and {tuple(image2.shape)} {image2.dtype}"
         )
-    if data_range is None:
-        data_range = 255.0 if image1.dtype == torch.uint8 else 1.0
-    elif not (isinstance(data_range, (int, float)) and data_range > 0):
-        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
+    class_default = class_range(image1.dtype)  # refuses dtypes that are no image class
+    data_range = class_default if data_range is None else positive_number(data_range, "data_range")
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    if _cpu.compiled(image1, image2):  # the same values, one pass over memory instead of ~120
-        x, y = (_cpu.planes(image).astype(np.float64, copy=False) for image in (image1, image2))
+    # integer classes in float64, as MATLAB's ssim: then the compiled path takes uint16 too
+    x, y = (image if image.is_floating_point() else image.double() for image in (image1, image2))
+    if _cpu.compiled(x, y):  # the same values, one pass over memory instead of ~120
         taps = gaussian_taps(_WINDOW_SIZE, _WINDOW_SIGMA)
+        planes = zip(_cpu.planes(x), _cpu.planes(y))
         with numba_threads():
-            means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in zip(x, y)]
+            means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in planes]
         return torch.tensor(means, dtype=torch.float64).reshape(image1.shape[:-2])
-    x, y = (image.double() if image.dtype == torch.uint8 else image for image in (image1, image2))
 
     def window(values: torch.Tensor) -> torch.Tensor:
         return gaussian_filter(values, _WINDOW_SIZE, _WINDOW_SIGMA)

@@ -49,13 +49,37 @@ class TestGaussianFilter(BaseTester):
         expected = np.floor(filter_2d(image.astype(np.float64), fspecial_gaussian(7, 1.0)) + 0.5)
         assert actual.dtype == torch.uint8 and np.array_equal(actual.numpy(), expected)
 
+    def test_uint16_is_rounded_back_to_uint16(self):
+        image = np.random.default_rng(4).integers(0, 65536, (10, 8))
+        actual = matlab.gaussian_filter(torch.from_numpy(image).to(torch.uint16), 7, 1.0)
+        expected = np.clip(np.floor(filter_2d(image.astype(np.float64), fspecial_gaussian(7, 1.0)) + 0.5), 0, 65535)
+        assert actual.dtype == torch.uint16 and np.array_equal(actual.int().numpy(), expected)
+
+    def test_numpy_and_0d_tensor_arguments(self):
+        image = torch.rand(1, 9, 9, dtype=torch.float64)
+        expected = matlab.gaussian_filter(image, 5, 0.75)
+        for size, sigma in ((np.int64(5), np.float32(0.75)), (torch.tensor(5), torch.tensor(0.75)), (5, 3 / 4)):
+            assert torch.equal(matlab.gaussian_filter(image, size, sigma), expected), (size, sigma)
+
     def test_taps_are_the_separable_factor_of_fspecial(self):
         taps = matlab.gaussian_taps(7, 1.0)
         np.testing.assert_allclose(np.outer(taps, taps), fspecial_gaussian(7, 1.0), rtol=0, atol=1e-15)
 
-    @pytest.mark.parametrize("size, sigma, message", [(4, 1.0, "odd"), (0, 1.0, "odd"), (5, 0.0, "sigma")])
-    def test_bad_arguments(self, size, sigma, message):
-        with pytest.raises(ValueError, match=message):
+    @pytest.mark.parametrize(
+        "size, sigma, error, message",
+        [
+            (4, 1.0, ValueError, "size must be a positive odd int, got 4"),
+            (0, 1.0, ValueError, "size must be a positive odd int, got 0"),
+            (5.0, 1.0, TypeError, "size must be a positive odd int, got float"),
+            (True, 1.0, TypeError, "size must be a positive odd int, got bool"),
+            (5, 0.0, ValueError, "sigma must be a positive finite number, got 0.0"),
+            (5, float("inf"), ValueError, "sigma must be a positive finite number, got inf"),
+            (5, float("nan"), ValueError, "sigma must be a positive finite number, got nan"),
+            (5, True, TypeError, "sigma must be a positive finite number, got bool"),
+        ],
+    )  # fmt: skip
+    def test_bad_arguments(self, size, sigma, error, message):
+        with pytest.raises(error, match=message):
             matlab.gaussian_filter(torch.zeros(5, 5), size, sigma)
 
 
@@ -89,6 +113,12 @@ class TestImpyramidReduce(BaseTester):
         actual = matlab.impyramid_reduce(torch.from_numpy(image)[None])[0]
         assert actual.dtype == torch.uint8
         assert np.array_equal(actual.numpy(), self.reduce(image.astype(np.float64), True))
+
+    def test_uint16_rounds_to_uint16_after_each_pass(self):
+        image = np.random.default_rng(6).integers(0, 65536, (11, 10))
+        actual = matlab.impyramid_reduce(torch.from_numpy(image).to(torch.uint16))
+        assert actual.dtype == torch.uint16
+        assert np.array_equal(actual.int().numpy(), self.reduce(image.astype(np.float64), True))
 
     def test_batched_and_on_the_device(self, device):
         images = torch.randint(0, 256, (3, 2, 9, 9), dtype=torch.uint8, device=device)

@@ -40,16 +40,19 @@ def resize_1d(values: list[float], out_length: int, scale: float) -> list[float]
     return out
 
 
-def resize_2d(image: np.ndarray, rows: int, cols: int, round_each_pass: bool, scale: float | None = None) -> np.ndarray:
-    """Both axes, the one with the smaller scale first (rows on ties), optional uint8 rounding.
-    With ``scale`` (imresize's scale argument) both axes use it; else each ``out / in``."""
+def resize_2d(
+    image: np.ndarray, rows: int, cols: int, round_each_pass: bool, scale: float | None = None, top: int = 255
+) -> np.ndarray:
+    """Both axes, the one with the smaller scale first (rows on ties), optional rounding to the
+    integer class ``0 .. top``. With ``scale`` (imresize's scale argument) both axes use it; else
+    each ``out / in``."""
     scales = (scale, scale) if scale else (rows / image.shape[0], cols / image.shape[1])
     out = image.astype(np.float64)
     for axis in sorted(range(2), key=lambda a: scales[a]):
         size = (rows, cols)[axis]
         out = np.apply_along_axis(lambda line, n=size, s=scales[axis]: resize_1d(list(line), n, s), axis, out)
         if round_each_pass:
-            out = np.clip(np.floor(out + 0.5), 0, 255)
+            out = np.clip(np.floor(out + 0.5), 0, top)
     return out
 
 
@@ -77,6 +80,26 @@ class TestImresize(BaseTester):
         once = np.clip(np.floor(resize_2d(image, 5, 4, round_each_pass=False) + 0.5), 0, 255)
         assert not np.array_equal(actual.numpy(), once)
 
+    def test_uint16_rounds_to_uint16_after_each_pass(self):
+        # MATLAB's imresize keeps a uint16 image's class: rounded to 0..65535 after each pass
+        image = np.random.default_rng(2).integers(0, 65536, (9, 11))
+        actual = matlab.imresize(torch.from_numpy(image).to(torch.uint16), out_size=(5, 14))
+        assert actual.dtype == torch.uint16
+        expected = resize_2d(image, 5, 14, round_each_pass=True, top=65535)
+        assert np.array_equal(actual.int().numpy(), expected)
+        # ... which is not the 8-bit page's rounding scaled by 257
+        as_8_bit = matlab.imresize(torch.from_numpy(image // 257).to(torch.uint8), out_size=(5, 14))
+        assert not np.array_equal(actual.int().numpy(), as_8_bit.int().numpy() * 257)
+
+    def test_numpy_and_0d_tensor_numbers_are_numbers(self):
+        image = torch.rand(1, 1, 9, 7, dtype=torch.float64)
+        expected = matlab.imresize(image, 0.5)
+        for scale in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5), torch.tensor(0.5, dtype=torch.float64)):
+            assert torch.equal(matlab.imresize(image, scale), expected), scale
+        by_size = matlab.imresize(image, out_size=(4, 3))
+        for size in ((np.int64(4), np.int32(3)), np.array([4, 3]), torch.tensor([4, 3]), torch.Size([4, 3])):
+            assert torch.equal(matlab.imresize(image, out_size=size), by_size), size
+
     def test_antialiasing_widens_the_kernel_when_shrinking(self):
         indices, weights = matlab.resize_weights(40, 10, 0.25)
         assert indices.shape[1] == math.ceil(4 / 0.25) + 2
@@ -91,22 +114,29 @@ class TestImresize(BaseTester):
         assert out.shape == (1, 3, 17, 12) and bool((out == 200).all()) and out.device.type == device.type
 
     @pytest.mark.parametrize(
-        "arguments, message",
+        "arguments, error, message",
         [
-            (dict(scale=0.5, out_size=(2, 2)), "one of scale and out_size"),
-            (dict(), "one of scale and out_size"),
-            (dict(scale=-1.0), "scale must be"),
-            (dict(scale=float("nan")), "scale must be"),
-            (dict(out_size=(0, 3)), "out_size must be"),
-            (dict(out_size=(2.5, 3)), "out_size must be"),
+            (dict(scale=0.5, out_size=(2, 2)), ValueError, "one of scale and out_size"),
+            (dict(), ValueError, "one of scale and out_size"),
+            (dict(scale=-1.0), ValueError, "scale must be a positive finite number"),
+            (dict(scale=float("nan")), ValueError, "scale must be a positive finite number"),
+            (dict(scale=float("inf")), ValueError, "scale must be a positive finite number"),
+            (dict(scale=True), TypeError, "scale must be a positive finite number, got bool"),
+            (dict(scale="0.5"), TypeError, "scale must be a positive finite number, got str"),
+            (dict(scale=torch.tensor([0.5])), TypeError, "scale must be a positive finite number, got Tensor"),
+            (dict(out_size=(0, 3)), ValueError, r"out_size\[0\] must be a positive int, got 0"),
+            (dict(out_size=(2.5, 3)), TypeError, r"out_size\[0\] must be a positive int, got float"),
+            (dict(out_size=(2, True)), TypeError, r"out_size\[1\] must be a positive int, got bool"),
+            (dict(out_size=(2, 3, 4)), ValueError, "out_size must be two positive ints"),
+            (dict(out_size=5), ValueError, "out_size must be two positive ints"),
         ],
-    )
-    def test_bad_arguments(self, arguments, message):
-        with pytest.raises(ValueError, match=message):
+    )  # fmt: skip
+    def test_bad_arguments(self, arguments, error, message):
+        with pytest.raises(error, match=message):
             matlab.imresize(torch.zeros(4, 4), **arguments)
 
     def test_bad_images(self):
         with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
             matlab.imresize(torch.zeros(0, 4), 0.5)
-        with pytest.raises(TypeError, match="uint8 or floating point"):
+        with pytest.raises(TypeError, match="uint8, uint16 or floating point"):
             matlab.imresize(torch.zeros(4, 4, dtype=torch.int32), 0.5)

@@ -28,6 +28,16 @@ class TestSsim(BaseTester):
         actual = matlab.ssim(torch.from_numpy(x), torch.from_numpy(y))
         assert abs(float(actual) - ssim_by_hand(x.astype(float), y.astype(float), 255.0)) < 1e-12
 
+    def test_uint16_matches_the_definition_with_L_65535(self):
+        rng = np.random.default_rng(1)
+        x = rng.integers(0, 65536, (14, 12))
+        y = np.clip(x + rng.integers(-9000, 9000, x.shape), 0, 65535)
+        actual = matlab.ssim(torch.from_numpy(x).to(torch.uint16), torch.from_numpy(y).to(torch.uint16))
+        assert abs(float(actual) - ssim_by_hand(x.astype(float), y.astype(float), 65535.0)) < 1e-12
+        # the same page at 8 bits differs: its values are rounded to 1/255, not to 1/65535
+        x8, y8 = (torch.from_numpy(np.floor(v / 257 + 0.5)).to(torch.uint8) for v in (x, y))
+        assert abs(float(actual) - float(matlab.ssim(x8, y8))) > 1e-6
+
     def test_float_uses_L_1_by_default(self):
         x, y = torch.rand(2, 12, 12, dtype=torch.float64)
         expected = ssim_by_hand(x.numpy(), y.numpy(), 1.0)
@@ -46,5 +56,19 @@ class TestSsim(BaseTester):
             matlab.ssim(torch.zeros(8, 8), torch.zeros(8, 9))
         with pytest.raises(ValueError, match="one shape and dtype"):
             matlab.ssim(torch.zeros(8, 8), torch.zeros(8, 8, dtype=torch.uint8))
-        with pytest.raises(ValueError, match="data_range"):
-            matlab.ssim(torch.zeros(8, 8), torch.zeros(8, 8), data_range=0)
+        with pytest.raises(TypeError, match="uint8, uint16 or floating point"):
+            matlab.ssim(torch.zeros(8, 8, dtype=torch.int32), torch.zeros(8, 8, dtype=torch.int32))
+
+    @pytest.mark.parametrize(
+        "data_range, error", [(0, ValueError), (-1.0, ValueError), (float("inf"), ValueError),
+                              (float("nan"), ValueError), (True, TypeError), ("255", TypeError)]
+    )  # fmt: skip
+    def test_bad_data_ranges(self, data_range, error):
+        with pytest.raises(error, match="data_range must be a positive finite number"):
+            matlab.ssim(torch.zeros(8, 8), torch.zeros(8, 8), data_range=data_range)
+
+    def test_numpy_and_0d_tensor_data_ranges(self):
+        x, y = torch.rand(2, 12, 12, dtype=torch.float64) * 255
+        expected = matlab.ssim(x, y, data_range=255)
+        for data_range in (np.float32(255), np.int64(255), torch.tensor(255.0)):
+            assert float(matlab.ssim(x, y, data_range=data_range)) == float(expected)
