@@ -38,6 +38,7 @@ import torch
 from PIL import Image
 
 from siftflow_nn.io import ImageReadError, printable_name, read_image, write_image
+from siftflow_nn.metrics.docunet import benchmark_pair, docunet_evaluation
 from siftflow_nn.metrics.layouts import Pair
 from siftflow_nn.metrics.results import Row, Source, file_sha256
 
@@ -246,8 +247,6 @@ class ImageJob(NamedTuple):
         # as MATLAB's imread gives them to eval.m: 8-bit as uint8, 16-bit as uint16, no EXIF turn
         result, scan = (read_image(path, self.max_pixels, uint8=True, orient=False, uint16=True).to(device)
                         for path in (pair.result, pair.scan))  # fmt: skip
-        from siftflow_nn.metrics.docunet import benchmark_pair, docunet_evaluation
-
         if pair.rotated:
             result = result.rot90(2, dims=(-2, -1))  # MATLAB's rot90(A, 2), as DocTr's script has it
         for _ in range(pair.scan_resizes - 1):  # UVDoc's evalScript.m scores later photos on its resized scan
@@ -421,41 +420,36 @@ class BenchmarkRun:
 
 
 def _run(jobs: list[tuple[str, object]], count: int) -> Iterator[tuple[tuple[str, object], object]]:
-    """``(job, its outcome)`` as they finish, on this process and ``count - 1`` workers."""
+    """``(job, its outcome)`` as they finish, on this process and ``count - 1`` workers.
+
+    This process works in its main thread, between looks at the workers' pipes: no thread of its
+    own can be left inside torch's or numba's code when the process ends (interrupted, or a worker
+    died), which aborts a process. Each worker holds up to two jobs, so that it has the next at
+    hand while this process is busy with its own.
+    """
     if count == 1 or len(jobs) <= 1:
         for item in jobs:
             yield item, item[1].run()
         return
     all_threads = torch.get_num_threads()
     threads = max(1, all_threads // count)
+    queue = collections.deque(enumerate(jobs))
     pool = _Pool(count - 1, threads)
-    queue, taken, stop = collections.deque(enumerate(jobs)), threading.Lock(), threading.Event()
-    here_out, here_in = multiprocessing.Pipe(duplex=False)
-
-    def next_job():
-        with taken:
-            return queue.popleft() if queue and not stop.is_set() else None
-
-    def score_here() -> None:
-        torch.set_num_threads(threads)  # this thread's share (torch's count is per thread)
-        try:
-            while (item := next_job()) is not None:
-                outcome = item[1][1].run()
-                if stop.is_set():
-                    return  # the run ended (interrupted, a worker died) while this job ran: nobody reads it
-                here_in.send((item[0], outcome))
-        except BaseException:  # a bug: raised in the main thread
-            if not stop.is_set():
-                here_in.send((None, _Crash(traceback.format_exc())))
-
-    here = threading.Thread(target=score_here, name="benchmark-here", daemon=True)
-    here.start()
     try:
-        yield from pool.results(jobs, next_job, here_out)
+        torch.set_num_threads(threads)  # this process's share
+        remaining = len(jobs)
+        while remaining:
+            for index, outcome in pool.collect(queue, jobs, block=not queue):
+                remaining -= 1
+                yield jobs[index], outcome
+            if queue:
+                index, (_, job) = queue.popleft()
+                outcome = job.run()
+                remaining -= 1
+                yield jobs[index], outcome
     finally:
-        stop.set()  # no new jobs here; the one under way finishes in the background
+        torch.set_num_threads(all_threads)
         pool.close()
-        here_out.close()
 
 
 class _Crash(NamedTuple):
@@ -469,65 +463,66 @@ class _Worker:
                                        name="benchmark-worker")  # fmt: skip
         self.process.start()
         theirs.close()
-        self.job: tuple[int, object] | None = None  # (index, job) while it holds one
+        self.ready = False
+        self.held: collections.deque[int] = collections.deque()  # the jobs sent, oldest (under way) first
 
 
 class _Pool:
-    """Spawned workers, each fed one job at a time over its own pipe (no shared queue, no feeder
-    thread: a worker's death is seen at once on its sentinel, with the job it held)."""
+    """Spawned workers, each fed its jobs over its own pipe (no shared queue, no feeder thread: a
+    worker's death is seen at once on its sentinel, with the job it held)."""
+
+    HELD = 2  # jobs a worker holds at most: the one under way and the next
 
     def __init__(self, count: int, threads: int) -> None:
         # spawn, not fork: a forked copy of a process running torch's or numba's threads can hang
         context = multiprocessing.get_context("spawn")
         self.workers = [_Worker(context, threads) for _ in range(count)]
+        self.alive = {worker.connection: worker for worker in self.workers}
+        self.alive.update({worker.process.sentinel: worker for worker in self.workers})
 
-    def results(self, jobs: list, next_job, here: Connection) -> Iterator[tuple[object, object]]:
-        """``(job, outcome)`` of every job, from this process's pipe ``here`` and the workers'."""
-        remaining = len(jobs)
-        alive = {worker.connection: worker for worker in self.workers}
-        alive.update({worker.process.sentinel: worker for worker in self.workers})
-        while remaining:
-            for ready in wait([here, *alive]):
-                if ready is here:
-                    index, outcome = here.recv()
-                    if isinstance(outcome, _Crash):
-                        raise RuntimeError(f"a job failed in this process:\n{outcome.traceback}")
-                    remaining -= 1
-                    yield jobs[index], outcome
-                    continue
-                worker = alive.get(ready)
-                if worker is None:
-                    continue  # ended earlier in this batch
-                # a message first, even from a worker that ended just after sending it
-                message = _receive(worker.connection) if worker.connection.poll() else None
-                if message is not None and message != "ready":
+    def collect(self, queue: collections.deque, jobs: list, block: bool) -> Iterator[tuple[int, object]]:
+        """The outcomes the workers have sent (waiting for one when ``block``), and more jobs for them."""
+        if block and not self.alive:
+            raise RuntimeError("no worker is left to wait for")  # not reached: a worker ends holding no job
+        for ready in wait(list(self.alive), timeout=None if block else 0):
+            worker = self.alive.get(ready)
+            if worker is None:
+                continue  # ended earlier in this batch
+            while worker.connection.poll():  # messages first, even from a worker that ended after sending them
+                message = _receive(worker.connection)
+                if message is None:
+                    break
+                if message == "ready":
+                    worker.ready = True
+                else:
                     index, outcome = message
-                    worker.job = None
-                    remaining -= 1
-                    yield jobs[index], outcome
-                if message is None:  # its pipe closed or its process ended
-                    self._ended(worker, jobs, alive)
-                elif worker.job is None and (item := next_job()) is not None:
-                    worker.job = item
-                    worker.connection.send((item[0], item[1][1]))
+                    worker.held.popleft()
+                    yield index, outcome
+            if not worker.process.is_alive() or ready is worker.process.sentinel:
+                self._ended(worker, jobs)
+        for worker in self.workers:
+            while worker.ready and worker.connection in self.alive and len(worker.held) < self.HELD and queue:
+                index, (_, job) = queue.popleft()
+                worker.held.append(index)
+                worker.connection.send((index, job))
 
-    def _ended(self, worker: _Worker, jobs: list, alive: dict) -> None:
+    def _ended(self, worker: _Worker, jobs: list) -> None:
         """A worker's process ended: fine when it held no job, else the run ends."""
         worker.process.join(5)
         for key in (worker.connection, worker.process.sentinel):
-            alive.pop(key, None)
-        if worker.job is not None:
+            self.alive.pop(key, None)
+        if worker.held:
             code = worker.process.exitcode
             if code is not None and code < 0:
                 how = f"was killed by {signal.Signals(-code).name}" + (" (out of memory?)" if -code == 9 else "")
             else:
                 how = f"ended with status {code}"
             raise WorkerDied(
-                f"a worker process (pid {worker.process.pid}) {how} while working on {jobs[worker.job[0]][0]}"
+                f"a worker process (pid {worker.process.pid}) {how} while working on {jobs[worker.held[0]][0]}"
             )
 
     def close(self) -> None:
-        """End the workers: at once (they may hold a job when the run was interrupted)."""
+        """End the workers: at once (they may hold jobs when the run was interrupted)."""
         for worker in self.workers:
             if worker.process.is_alive():
                 worker.process.terminate()
