@@ -153,13 +153,7 @@ def docunet(args: argparse.Namespace) -> int:
     failures = [_missing(pair, path) for pair, path in benchmark.missing]
     for failure in failures:
         print(f"siftflow-nn: error: {failure}", file=sys.stderr)
-    sources = runner.sources(benchmark.pairs, options)
-    try:
-        file = results.ResultsFile(csv_path, sources, args.overwrite) if csv_path is not None else None
-    except results.ResultsError as error:
-        raise UsageError(f"argument --csv: {error}") from None
-    for note in file.notes if file is not None else []:
-        print(note, file=sys.stderr)
+    file = _results_file(csv_path, runner.sources(benchmark.pairs, options), args.overwrite)
     done = file.done if file is not None else {}
     todo = [pair for pair in benchmark.pairs if pair.key not in done]
     if done:
@@ -190,8 +184,8 @@ def docunet(args: argparse.Namespace) -> int:
         print(f"siftflow-nn: {what}: " + (kept if file is not None else "nothing kept (no --csv)"), file=sys.stderr)
         return 130 if isinstance(interruption, KeyboardInterrupt) else 143
     except runner.WorkerDied as error:
-        kept = f"the {len(rows)} rows scored are kept in {csv_path}: run again to resume" if file else "no --csv"
-        raise CommandFailed(f"{error}; {kept}") from None
+        kept = f"the {len(rows)} rows scored are kept in {csv_path}: run again to resume"
+        raise CommandFailed(f"{error}; {kept if file is not None else 'nothing kept (no --csv)'}") from None
     finally:
         progress.close()
         if file is not None:
@@ -326,6 +320,19 @@ def _warn(benchmark: layouts.Benchmark, args: argparse.Namespace) -> None:
             "papers do; --rotate-64 turns them back first",
             file=sys.stderr,
         )
+
+
+def _results_file(path: Path | None, sources: list, overwrite: bool) -> results.ResultsFile | None:
+    """The --csv file opened for the run (its resume notes printed), or None without --csv."""
+    if path is None:
+        return None
+    try:
+        file = results.ResultsFile(path, sources, overwrite)
+    except results.ResultsError as error:
+        raise UsageError(f"argument --csv: {error}") from None
+    for note in file.notes:
+        print(note, file=sys.stderr)
+    return file
 
 
 def _missing(pair: layouts.Pair, path: Path) -> str:

@@ -2,9 +2,10 @@
 
 The work is a list of jobs: per pair, its image metrics (MS-SSIM, LD, Li-D and AD from one flow,
 ``docunet_evaluation``) and, with OCR, the text of its result and, once a scan, the text of its
-scan. With ``jobs > 1`` this process takes jobs too while ``jobs - 1`` spawned workers start (on a
-share of the CPU threads each), all from one queue, so that a slow pair holds up no other. A pair
-is done when its jobs are: ``BenchmarkRun`` yields its row, or why it failed.
+scan. With ``jobs > 1``, ``jobs - 1`` spawned workers and this process (on a share of the CPU
+threads each) take the jobs from one queue, in order, this process working in its main thread
+between looks at the workers and sending each up to two jobs ahead, so that a slow pair holds up
+no other. A pair is done when its jobs are: ``BenchmarkRun`` yields its row, or why it failed.
 
 Workers end with this process: each asks Linux to kill it when its parent dies
 (``PR_SET_PDEATHSIG``) and watches its parent too (elsewhere, and should the signal be lost), so
@@ -312,7 +313,7 @@ class Failed(NamedTuple):
     message: str
 
 
-class _Progress:
+class _PairState:
     """A pair's outcomes so far."""
 
     def __init__(self, ocr: bool) -> None:
@@ -355,7 +356,7 @@ class BenchmarkRun:
 
     def __iter__(self) -> Iterator[Scored | Failed]:
         options = self.options
-        state = {pair.key: _Progress(options.ocr_of(pair)) for pair in self.pairs}
+        state = {pair.key: _PairState(options.ocr_of(pair)) for pair in self.pairs}
         by_key = {pair.key: pair for pair in self.pairs}
         scan_texts: dict[str, TextOutcome] = {}
         waiting: dict[str, list[str]] = collections.defaultdict(list)  # scan -> pairs waiting for its text
@@ -383,7 +384,7 @@ class BenchmarkRun:
                         del state[name]
                         yield event
 
-    def _finished(self, pair: Pair, progress: _Progress, scan_texts: dict[str, TextOutcome]) -> Scored | Failed | None:
+    def _finished(self, pair: Pair, progress: _PairState, scan_texts: dict[str, TextOutcome]) -> Scored | Failed | None:
         """The pair's event once all its jobs are done, else None."""
         scan_text = scan_texts.get(str(pair.scan))
         if progress.image is None or progress.ocr and (progress.text is None or scan_text is None):

@@ -22,7 +22,6 @@ from siftflow_nn.cli import main
 from siftflow_nn.metrics import docunet_metrics, ms_ssim_docunet, runner
 from siftflow_nn.metrics.ocr import TesseractNotFoundError
 from siftflow_nn.synthetic import document_pair, write_document_benchmark
-from tests.metrics.test_runner import alive, descendants
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "tests" / "data" / "docunet_bench"
@@ -329,6 +328,28 @@ def test_interrupted_with_one_line_and_the_rows_kept(benchmark, tmp_path, monkey
     assert [row["result"] for row in _rows(results)] == ["1_1 copy_rec.png"]
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that does not come counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
 def _resident_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -364,16 +385,21 @@ def long_run(tmp_path):
         process.wait()
 
 
-def test_sigterm_ends_workers_and_keeps_the_rows(long_run):
-    """Issue 4.6: SIGTERM to the main process under --jobs 2 left the worker (460 MB) and the
-    resource tracker alive for good."""
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_end_with_the_command_and_the_rows_are_kept(long_run, how):
+    """Issue 4.6: SIGTERM or SIGKILL to the main process under --jobs 2 left the worker (460 MB)
+    and the resource tracker alive for good. SIGTERM ends the run as Ctrl-C does, in one line."""
     process, _, started, results = long_run
     assert len(started) >= 2  # the worker and the resource tracker
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(60) == 143
-    err = process.stderr.read().strip().splitlines()
-    assert re.fullmatch(r"siftflow-nn: terminated \(SIGTERM\): the \d+ rows scored are kept in .*scores.csv: run "
-                        r"the same command again to resume", err[-1])  # fmt: skip
+    process.send_signal(how)
+    assert process.wait(60) == (143 if how == signal.SIGTERM else -signal.SIGKILL)
+    if how == signal.SIGTERM:
+        last = process.stderr.read().strip().splitlines()[-1]
+        expected = (
+            r"siftflow-nn: terminated \(SIGTERM\): the \d+ rows scored are kept in .*scores.csv: run the same "
+            r"command again to resume"
+        )
+        assert re.fullmatch(expected, last)
     deadline = time.monotonic() + 20
     while any(alive(pid) for pid in started) and time.monotonic() < deadline:
         time.sleep(0.1)

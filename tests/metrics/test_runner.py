@@ -2,9 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -15,8 +12,6 @@ import torch
 from siftflow_nn.io import write_image
 from siftflow_nn.metrics import runner
 from siftflow_nn.metrics.layouts import Pair
-
-ROOT = Path(__file__).parents[2]
 
 
 class Job(NamedTuple):
@@ -64,60 +59,6 @@ def test_a_bug_in_a_worker_shows_its_traceback():
     jobs = [Job(os.getpid(), 0.5, crash=True) for _ in range(100)]
     with pytest.raises(RuntimeError, match=r"(?s)a job failed in a worker process:.*ZeroDivisionError: a bug"):
         _outcomes(jobs, 2)
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper that does not come counts as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            children = (task / "children").read_text().split() if (task / "children").exists() else []
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-    return found
-
-
-def test_workers_end_with_their_parent():
-    """Issue 4.6: SIGKILL of the main process left its worker and the resource tracker alive for
-    good. A process running jobs on two workers is killed; everything it started ends (the
-    command's SIGTERM: tests/cli/test_docunet.py)."""
-    script = textwrap.dedent(
-        """
-        import os, sys
-        from siftflow_nn.metrics import runner
-        from tests.metrics.test_runner import Job
-        jobs = [(str(i), Job(os.getpid(), 1.0)) for i in range(1000)]
-        for count, _ in enumerate(runner._run(jobs, 3)):
-            if count == 5:
-                print("running", flush=True)
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
-    try:
-        assert process.stdout.readline().strip() == "running"  # both workers started and took jobs
-        started = descendants(process.pid)
-        assert len(started) >= 3  # two workers and the resource tracker
-        process.kill()
-        process.wait(30)
-        deadline = time.monotonic() + 20
-        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in started if alive(pid)] == []
-    finally:
-        process.kill()
-        process.wait()
 
 
 def _image(path, height, width):
