@@ -14,7 +14,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from siftflow_nn._checks import describe_value
 
-__all__ = ["ImageReadError", "OutputError", "atomic_path", "image_to_uint8", "read_image", "write_image"]
+__all__ = [
+    "ImageReadError",
+    "OutputError",
+    "atomic_path",
+    "image_to_uint8",
+    "printable_name",
+    "read_image",
+    "write_image",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -28,7 +36,12 @@ class OutputError(OSError):
 
 
 def read_image(
-    path: str | os.PathLike[str], max_pixels: int | None = None, *, uint8: bool = False, orient: bool = True
+    path: str | os.PathLike[str],
+    max_pixels: int | None = None,
+    *,
+    uint8: bool = False,
+    orient: bool = True,
+    uint16: bool = False,
 ) -> torch.Tensor:
     """Read an image file as a ``(C, H, W)`` float32 tensor in ``[0, 1]`` (or uint8 0..255).
 
@@ -43,12 +56,18 @@ def read_image(
         uint8: return the 8-bit values as they are (16-bit ones as MATLAB's ``im2uint8``:
             ``round(v / 257)``), as MATLAB's ``imread`` gives them to a script.
         orient: apply the EXIF orientation (MATLAB's ``imread`` does not).
+        uint16: with ``uint8``, 16-bit images (PNG gray, RGB and RGBA, gray TIFF) come as
+            ``torch.uint16`` values as they are, as MATLAB's ``imread`` gives them, not converted
+            to 8 bits (Pillow reads 16-bit colour PNGs at 8 bits: those are decoded by kornia_rs,
+            without an EXIF orientation).
 
     Raises:
         ImageReadError: the file is missing, unreadable, not an image, or too large (the message
             names it).
     """
     path = Path(path)
+    if uint16 and not uint8:
+        raise ValueError("uint16=True reads 16-bit images as MATLAB does: it needs uint8=True for the 8-bit ones")
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -56,10 +75,13 @@ def read_image(
                 raise ImageReadError(
                     f"{path}: {width} x {height} = {width * height} pixels, over the limit of {max_pixels}"
                 )
-            image.load()
             if width * height == 0:
                 raise ImageReadError(f"{path}: an empty image ({width} x {height})")
-            array = _to_array(ImageOps.exif_transpose(image) if orient else image, uint8)
+            if uint16 and image.format == "PNG" and _png_16_bit_colour(path):
+                array = _read_16_bit_colour(path)
+            else:
+                image.load()
+                array = _to_array(ImageOps.exif_transpose(image) if orient else image, uint8, uint16)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -74,9 +96,31 @@ def read_image(
     return tensor.permute(2, 0, 1).contiguous()
 
 
-def _to_array(image: Image.Image, uint8: bool = False) -> np.ndarray:
-    """H x W x C float32 in [0, 1] (or uint8) from any Pillow mode we accept."""
+def _png_16_bit_colour(path: Path) -> bool:
+    """Whether a PNG holds 16-bit colour (RGB, RGBA, gray with alpha), which Pillow reads at 8 bits."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)  # signature, IHDR's length and type, width, height, depth, colour type
+    return len(header) == 26 and header[12:16] == b"IHDR" and header[24] == 16 and header[25] in (2, 4, 6)
+
+
+def _read_16_bit_colour(path: Path) -> np.ndarray:
+    """H x W x C uint16, the alpha channel dropped."""
+    import kornia_rs  # kornia's own image codecs
+
+    try:
+        array = np.asarray(kornia_rs.io.read_image(str(path)))
+    except Exception as error:  # kornia_rs raises plain exceptions of its own
+        raise ImageReadError(f"{path}: a 16-bit PNG that cannot be decoded at 16 bits ({error})") from None
+    channels = {1: 1, 2: 1, 3: 3, 4: 3}[array.shape[2]]
+    return np.ascontiguousarray(array[..., :channels], dtype=np.uint16)
+
+
+def _to_array(image: Image.Image, uint8: bool = False, uint16: bool = False) -> np.ndarray:
+    """H x W x C float32 in [0, 1] (or uint8, or with ``uint16`` 16-bit gray as uint16) from any
+    Pillow mode we accept."""
     mode = image.mode
+    if uint16 and mode.startswith("I;16"):
+        return np.array(image, dtype=np.uint16)[..., None]
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         data = np.asarray(image, dtype=np.float64)
         scale = 65535.0 if mode.startswith("I;16") or data.max(initial=0) > 255 else 255.0
@@ -119,7 +163,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except FileNotFoundError:
-        raise OutputError(f"{path}: the folder {path.parent} does not exist") from None
+        if not path.parent.is_dir():
+            raise OutputError(f"{path}: the folder {path.parent} does not exist") from None
+        # a folder that holds no new files (/proc, /sys): its entries exist, but none can be made
+        raise OutputError(f"{path}: no file can be created in {path.parent} (No such file or directory)") from None
     except OSError as error:
         raise OutputError(f"{path}: cannot write here ({error.strerror})") from None
     try:
@@ -129,6 +176,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def printable_name(name: str) -> str:
+    """A file name as text any UTF-8 file can hold: the bytes of a name that is not UTF-8 (which
+    Python decodes to lone surrogates, and UTF-8 writers refuse) become ``\\xNN``.
+
+    Example:
+        >>> printable_name(b"caf\\xe9_1 copy_rec.png".decode("utf-8", "surrogateescape"))
+        'caf\\\\xe9_1 copy_rec.png'
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor) -> None:
