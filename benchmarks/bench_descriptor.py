@@ -229,7 +229,8 @@ def backward_table(device: torch.device) -> None:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{threads} thread{'' if threads == 1 else 's'}"
 
 
 def main() -> None:
