@@ -2,12 +2,16 @@
 
 For every row: the median time after warm-up; the *floor*, the time to write one tensor of the
 output's size into fresh memory (``torch.empty(shape).fill_(1)``); kornia's DenseSIFTDescriptor on
-the same image (grayscale, as it requires; stride = step, spatial_bin_size = cell size); and the peak
-memory one call adds to the process, against the output's size.
+the same image (grayscale, as it requires; stride = step, spatial_bin_size = cell size); with
+``--seed-port DIR``, the sift-flow-gpu port this package started from (``DIR`` holds its
+``sift_flow_torch.py``: a clone of https://github.com/hmorimitsu/sift-flow-gpu) on the same RGB
+frames; and the peak memory one call adds to the process, against the output's size. The peers run
+at every batch size, fp32 rows only, each interleaved with ours.
 
     python benchmarks/bench_descriptor.py                  # CPU (and CUDA when present)
     python benchmarks/bench_descriptor.py --device cuda    # one device only
     python benchmarks/bench_descriptor.py --quick          # fewer rows, no torch.compile
+    python benchmarks/bench_descriptor.py --seed-port sift-flow-gpu --plot docs/figures/descriptor_cpu.svg
 
 Further sections: torch.compile against eager (same run), and forward + backward time and peak
 memory for batch 8 at 256 x 256.
@@ -17,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import kornia
+import numpy as np
 import torch
 from _common import benchmark_image, median_ms, peak_added_bytes, print_table
+from _plot import add_plot_argument, plot_table
 
 from siftflow_nn import SIFTFlowDescriptor
 
@@ -31,6 +39,21 @@ MIB = float(1 << 20)
 
 
 PRECISIONS = {"fp32": None, "fp16 autocast": torch.float16, "bf16 autocast": torch.bfloat16}
+HEADER = [
+    "step",
+    "batch",
+    "precision",
+    "ours ms",
+    "floor ms",
+    "ours / floor",
+    "kornia ms",
+    "kornia / ours",
+    "seed port ms",
+    "seed port / ours",
+    "peak added MiB",
+    "output MiB",
+    "peak / output",
+]
 
 
 def precisions(device: torch.device) -> list[str]:
@@ -38,8 +61,26 @@ def precisions(device: torch.device) -> list[str]:
     return ["fp32", "fp16 autocast", "bf16 autocast"] if device.type == "cuda" else ["fp32", "bf16 autocast"]
 
 
-def measure_row(device: torch.device, image: torch.Tensor, step: int, batch: int, precision: str) -> list[object]:
-    """One row of the forward table: ours, the floor, kornia, and peak memory, measured interleaved."""
+def seed_port(folder: str | None):
+    """The sift-flow-gpu port's ``SiftFlowTorch`` class from ``folder`` (``None``: not measured)."""
+    if folder is None:
+        return None
+    if not (Path(folder) / "sift_flow_torch.py").is_file():
+        raise SystemExit(f"--seed-port {folder}: no sift_flow_torch.py there (clone hmorimitsu/sift-flow-gpu)")
+    sys.path.insert(0, str(Path(folder).resolve()))
+    return importlib.import_module("sift_flow_torch").SiftFlowTorch
+
+
+def measure_peer(peer, ours, device: torch.device) -> tuple[float, float]:
+    """A peer's median time and ours again, interleaved, so their ratio holds on a noisy machine."""
+    with torch.no_grad():
+        return median_ms(peer, ours, device=device, repeats=3 if device.type == "cpu" else 10)
+
+
+def measure_row(
+    device: torch.device, image: torch.Tensor, step: int, batch: int, precision: str, seed_folder: str | None = None
+) -> list[object]:
+    """One row of the forward table: ours, the floor, the peers, and peak memory, measured interleaved."""
     descriptor = SIFTFlowDescriptor(cell_size=2, step_size=step).to(device)
     images = image.to(device).expand(batch, -1, -1, -1).contiguous()
     autocast_dtype = PRECISIONS[precision]
@@ -56,16 +97,19 @@ def measure_row(device: torch.device, image: torch.Tensor, step: int, batch: int
             repeats=repeats,
         )
         peak = peak_added_bytes(lambda: descriptor(images), device)
-    kornia_ms = ours_again = float("nan")
-    if autocast_dtype is None and (batch in (1, 4) or device.type == "cuda"):
+    nan = float("nan")
+    kornia_ms, kornia_ours, seed_ms, seed_ours = nan, nan, nan, nan
+    if autocast_dtype is None:
         kornia_sift = kornia.feature.DenseSIFTDescriptor(spatial_bin_size=2, stride=step, padding=3).to(device)
         gray = kornia.color.rgb_to_grayscale(images)
-        with torch.no_grad():
-            kornia_ms, ours_again = median_ms(
-                lambda: kornia_sift(gray),
-                lambda: descriptor(images),
-                device=device,
-                repeats=3 if device.type == "cpu" else 10,
+        kornia_ms, kornia_ours = measure_peer(lambda: kornia_sift(gray), lambda: descriptor(images), device)
+        port = seed_port(seed_folder)
+        if port is not None:
+            # The port takes H x W x C arrays in [0, 255] and keeps its buffers between calls of one shape.
+            seed_sift = port(cell_size=2, step_size=step, cuda=device.type == "cuda")
+            frames = [np.ascontiguousarray(frame.permute(1, 2, 0).cpu().numpy() * 255) for frame in images]
+            seed_ms, seed_ours = measure_peer(
+                lambda: seed_sift.extract_descriptor(frames), lambda: descriptor(images), device
             )
     output_mib = shape.numel() * torch.finfo(out_dtype).bits / 8 / MIB
     return [
@@ -76,15 +120,19 @@ def measure_row(device: torch.device, image: torch.Tensor, step: int, batch: int
         floor,
         ours / floor,
         kornia_ms,
-        kornia_ms / ours_again,
+        kornia_ms / kornia_ours,
+        seed_ms,
+        seed_ms / seed_ours,
         peak / MIB,
         output_mib,
         peak / MIB / output_mib,
     ]
 
 
-def forward_table(device: torch.device, quick: bool) -> None:
-    """On the CPU each row runs in a fresh process: the C allocator's state (which freed pages it
+def forward_table(device: torch.device, quick: bool, seed_folder: str | None) -> list[list[object]]:
+    """The forward table's rows (printed, and returned for ``--plot``).
+
+    On the CPU each row runs in a fresh process: the C allocator's state (which freed pages it
     kept) changes what a fresh buffer costs, and rows measured after other rows drift."""
     batches = ([1, 4] if quick else [1, 2, 4, 8]) if device.type == "cuda" else ([1, 4] if quick else [1, 2, 4])
     rows = []
@@ -93,27 +141,28 @@ def forward_table(device: torch.device, quick: bool) -> None:
         for batch in batches:
             for precision in precisions(device)[: 1 if quick else None]:
                 if device.type == "cuda":
-                    rows.append(measure_row(device, image, step, batch, precision))
+                    rows.append(measure_row(device, image, step, batch, precision, seed_folder))
                     continue
-                command = [sys.executable, __file__, "--row", json.dumps([step, batch, precision])]
+                command = [sys.executable, __file__, "--row", json.dumps([step, batch, precision, seed_folder])]
                 result = subprocess.run(command, check=True, capture_output=True, text=True)
                 rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    print_table(
-        f"Forward, {device.type} ({_device_name(device)}), 436 x 1024 RGB, cell_size 2",
-        [
-            "step",
-            "batch",
-            "precision",
-            "ours ms",
-            "floor ms",
-            "ours / floor",
-            "kornia ms",
-            "kornia / ours",
-            "peak added MiB",
-            "output MiB",
-            "peak / output",
-        ],
+    print_table(f"Forward, {device.type} ({_device_name(device)}), 436 x 1024 RGB, cell_size 2", HEADER, rows)
+    return rows
+
+
+def plot_forward(path: Path, tables: dict[str, list[list[object]]], source: str) -> None:
+    """fp32 time against batch size, ours beside the floor and the peers, a panel per device and step."""
+    rows = [[device, *row] for device, device_rows in tables.items() for row in device_rows if row[2] == "fp32"]
+    plot_table(
+        path,
+        ["device", *HEADER],
         rows,
+        x="batch",
+        y=["ours ms", "floor ms", "kornia ms", "seed port ms"],
+        panel=["device", "step"],
+        title=f"SIFT Flow descriptor, fp32, {source} 436 x 1024, cell size 2 (medians)",
+        y_label="ms per call",
+        log_y=True,
     )
 
 
@@ -180,29 +229,37 @@ def backward_table(device: torch.device) -> None:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{threads} thread{'' if threads == 1 else 's'}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], action="append", help="default: cpu and cuda if present")
     parser.add_argument("--quick", action="store_true", help="batch 1 and 4, fp32 only, no torch.compile")
+    parser.add_argument("--seed-port", metavar="DIR", help="also time sift-flow-gpu's sift_flow_torch.py from DIR")
+    add_plot_argument(parser)
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one CPU row, printed as JSON
     args = parser.parse_args()
     if args.row:
-        step, batch, precision = json.loads(args.row)
+        step, batch, precision, seed_folder = json.loads(args.row)
         image, _ = benchmark_image()
-        print(json.dumps(measure_row(torch.device("cpu"), image, step, batch, precision)))
+        print(json.dumps(measure_row(torch.device("cpu"), image, step, batch, precision, seed_folder)))
         return
+    seed_port(args.seed_port)  # a wrong folder fails now, not after the first rows
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     image, source = benchmark_image()
     print(f"input: {source}, torch {torch.__version__}, kornia {kornia.__version__}")
+    tables = {}
     for name in devices:
         device = torch.device(name)
-        forward_table(device, args.quick)
+        tables[f"{name} ({_device_name(device)})"] = forward_table(device, args.quick, args.seed_port)
         backward_table(device)
         if not args.quick:
             compile_table(device, image)
+    if args.plot:
+        plot_forward(args.plot, tables, source)
+        print(f"\nfigure: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ class SIFTFlowDescriptor(nn.Module):
 
     @property
     def descriptor_dim(self) -> int:
-        """Channels of the output: ``16 * num_bins * len(cell_sizes)``."""
+        """The number of output channels, ``16 * num_bins * len(cell_sizes)``."""
         return descriptor_dim(self.options)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
