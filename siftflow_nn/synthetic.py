@@ -11,9 +11,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from siftflow_nn._checks import check_non_negative_number, describe_value
 from siftflow_nn.flow.warp import warp
 
 __all__ = [
+    "appearance_change",
     "document_page",
     "document_pair",
     "smooth_flow",
@@ -64,13 +66,66 @@ def smooth_flow(height: int, width: int, max_displacement: float = 4.0, seed: in
     return flow * (max_displacement / flow.abs().max().clamp_min(1e-12))
 
 
+def appearance_change(image: torch.Tensor, strength: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """``image`` as another exposure and light would show it: gamma, contrast, brightness, shading.
+
+    What changes between two video frames or two photos of a page besides the geometry. With ``s =
+    strength``, each drawn at random for the ``seed``: a gamma of ``exp(U(-0.4, 0.4) s)``, a contrast
+    about mid-grey of ``exp(U(-0.3, 0.3) s)``, a brightness offset of ``U(-0.1, 0.1) s``, then a smooth
+    multiplicative shading ``1 + 0.3 s f`` with ``f`` a random field in ``[-1, 1]`` that varies over
+    the size of the image (a light from one side, a page's curl); the result is clamped to
+    ``[0, 1]``, so the brightest and darkest parts may saturate, as in a photo. Every channel changes
+    alike; ``strength=0`` returns the image as it is.
+
+    Args:
+        image: ``(C, H, W)`` float image in ``[0, 1]``.
+        strength: scales every change; 1 (default) is a strong but ordinary change of light.
+        seed: draws the changes.
+
+    Returns:
+        ``(C, H, W)``, in ``[0, 1]``.
+
+    Example:
+        >>> image = textured_image(32, 40)
+        >>> changed = appearance_change(image, seed=1)
+        >>> changed.shape, bool(changed.min() >= 0 and changed.max() <= 1), bool((changed - image).abs().mean() > 0.02)
+        (torch.Size([3, 32, 40]), True, True)
+        >>> torch.equal(appearance_change(image, strength=0.0), image)
+        True
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
+        raise ValueError(f"image must be a float tensor (C, H, W) in [0, 1], got {describe_value(image)}")
+    strength = check_non_negative_number(strength, "strength")
+    if strength == 0:
+        return image.clone()
+    generator = torch.Generator().manual_seed(seed)
+    draws = torch.rand(3, generator=generator) * 2 - 1
+    gamma, contrast, brightness = (draws * torch.tensor([0.4, 0.3, 0.1])).tolist()
+    _, height, width = image.shape
+    # A few random control points across the whole image, so the shading is a gradual change of light.
+    coarse = torch.randn(1, 1, 3, 3, generator=generator)
+    field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)[0]
+    field = field / field.abs().max().clamp_min(1e-12)
+    changed = image.clamp(0, 1) ** math.exp(gamma * strength)
+    changed = (changed - 0.5) * math.exp(contrast * strength) + 0.5 + brightness * strength
+    return (changed * (1 + 0.3 * strength * field.to(image.dtype))).clamp(0, 1)
+
+
 def synthetic_pair(
-    height: int, width: int, max_displacement: float = 4.0, channels: int = 3, seed: int = 0, noise: float = 0.0
+    height: int,
+    width: int,
+    max_displacement: float = 4.0,
+    channels: int = 3,
+    seed: int = 0,
+    noise: float = 0.0,
+    appearance: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(image1, image2, flow)``, each without batch dimension, with ``image1(x) = image2(x + flow(x))``.
 
     Image 2 is a textured image; image 1 is image 2 warped back by a smooth random flow. With
-    ``noise``, independent Gaussian noise of that standard deviation is added to both (clamped).
+    ``appearance``, image 1 is then seen in another light: :func:`appearance_change` of that
+    strength. With ``noise``, independent Gaussian noise of that standard deviation is added to both
+    (clamped).
 
     Example:
         >>> image1, image2, flow = synthetic_pair(32, 40, max_displacement=2.0)
@@ -80,6 +135,8 @@ def synthetic_pair(
     image2 = textured_image(height, width, channels, seed=seed)
     flow = smooth_flow(height, width, max_displacement, seed=seed + 1)
     image1 = warp(image2[None], flow[None])[0]
+    if appearance != 0:  # a negative strength is an error that appearance_change reports
+        image1 = appearance_change(image1, appearance, seed=seed + 3)
     if noise > 0:
         generator = torch.Generator().manual_seed(seed + 2)
         image1 = (image1 + noise * torch.randn(image1.shape, generator=generator)).clamp(0, 1)

@@ -1,10 +1,16 @@
-"""SIFTFlowLoss, SIFTFlowWarpLoss, warp: values, reductions, masks, gradients, bad input."""
+"""SIFTFlowLoss, SIFTFlowWarpLoss, warp, CensusLoss: values, reductions, masks, gradients, bad input; and
+kornia's Charbonnier and SSIM losses, as the loss study uses them, against their definitions."""
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from kornia.losses import charbonnier_loss, ssim_loss
 
 import siftflow_nn as sf
-from siftflow_nn.synthetic import synthetic_pair, textured_image, translated_pair
+from siftflow_nn.losses import CensusLoss, census_loss, census_transform, charbonnier
+from siftflow_nn.synthetic import appearance_change, synthetic_pair, textured_image, translated_pair
 from tests.base import BaseTester
 
 
@@ -137,3 +143,143 @@ class TestLosses(BaseTester):
             sf.sift_flow_warp_loss(image1, image2, torch.zeros(1, 2, 24, 27))
         with pytest.raises(ValueError, match="flow must have shape"):
             sf.warp(image1, torch.zeros(1, 3, 24, 28))
+
+
+def _hand_made_patch() -> torch.Tensor:
+    """A 3 x 3 grey image: the centre at 100 grey levels, its neighbours 1.2 brighter (above), 1.2
+    darker (left), 0.9 brighter (right) and as bright (the rest)."""
+    grey = torch.full((1, 1, 3, 3), 100.0)
+    grey[0, 0, 0, 1] += 1.2
+    grey[0, 0, 1, 0] -= 1.2
+    grey[0, 0, 1, 2] += 0.9
+    return grey.double() / 255
+
+
+class TestCensus(BaseTester):
+    def test_transform_by_hand(self):
+        # d / sqrt(0.81 + d^2): 1.2 -> 1.2 / 1.5 = 0.8, 0.9 -> 0.9 / sqrt(1.62) = 1 / sqrt(2); the window
+        # row by row without its centre: up-left, up, up-right, left, right, down-left, down, down-right.
+        expected = torch.tensor([0, 0.8, 0, -0.8, 1 / math.sqrt(2), 0, 0, 0], dtype=torch.float64)
+        self.assert_close(census_transform(_hand_made_patch(), patch_size=3)[0, :, 1, 1], expected)
+        grey_as_rgb = _hand_made_patch().expand(1, 3, 3, 3)  # kornia's luma weights sum to 1
+        self.assert_close(census_transform(grey_as_rgb, patch_size=3)[0, :, 1, 1], expected)
+
+    def test_loss_by_hand(self):
+        # Against a flat patch (every sign 0) the soft Hamming distance of each neighbour is e^2 / (0.1 + e^2):
+        # 0.64 / 0.74 for the two at 0.8, 0.5 / 0.6 for the one at 1 / sqrt(2), 0 for the other five; only
+        # the centre's window lies inside a 3 x 3 image.
+        expected = (2 * 0.64 / 0.74 + 0.5 / 0.6) / 8
+        flat = torch.full((1, 1, 3, 3), 100 / 255, dtype=torch.float64)
+        self.assert_close(census_loss(_hand_made_patch(), flat, patch_size=3), torch.tensor(expected))
+        per_pixel = census_loss(_hand_made_patch(), flat, patch_size=3, reduction="none")
+        assert per_pixel.shape == (1, 3, 3) and per_pixel.sum() == per_pixel[0, 1, 1]
+        self.assert_close(census_loss(_hand_made_patch(), flat, patch_size=3, reduction="sum"), torch.tensor(expected))
+
+    def test_zero_for_identical_images_and_positive_otherwise(self, pair):
+        image1, image2 = pair
+        assert census_loss(image1, image1) == 0 and CensusLoss()(image2, image2) == 0
+        assert census_loss(image1, image2) > 0.3
+        self.assert_close(CensusLoss(patch_size=5)(image1, image2), census_loss(image1, image2, patch_size=5))
+        assert list(CensusLoss().parameters()) == [] and "patch_size=7" in repr(CensusLoss())
+
+    def test_invariant_to_brightness_nearly_to_contrast_unlike_intensities(self):
+        image = textured_image(32, 32, seed=4)[None] * 0.8 + 0.1  # room for the offset below 1
+        shifted = image.roll(1, dims=-1)
+        mismatch = census_loss(image, shifted)
+        assert mismatch > 0.2
+        self.assert_close(census_loss(image, image - 0.1), torch.tensor(0.0), atol=1e-6, rtol=0)
+        assert census_loss(image, 0.8 * image + 0.1) < 0.05 * mismatch
+        # A change of light (gamma, contrast, brightness, shading) moves the intensities about as much
+        # as a one-pixel shift does, or more; the census much less (not nothing: neighbours a grey level
+        # or two apart leave the soft sign's flat part, and a gamma per channel can reorder colours' greys).
+        for seed in range(5):
+            changed = appearance_change(image[0], seed=seed)[None]
+            census_change = census_loss(image, changed) / mismatch
+            intensity_change = (image - changed).abs().mean() / (image - shifted).abs().mean()
+            assert intensity_change > 1 and census_change < 0.75 * intensity_change, (seed, census_change)
+
+    def test_reductions_border_and_mask(self, pair):
+        image1, image2 = pair
+        per_pixel = census_loss(image1, image2, reduction="none")
+        assert per_pixel.shape == (1, 24, 28)
+        inside = per_pixel[:, 3:-3, 3:-3]
+        border = per_pixel.clone()
+        border[:, 3:-3, 3:-3] = 0
+        assert (inside > 0).all() and (border == 0).all()  # the 3-pixel border does not count
+        self.assert_close(census_loss(image1, image2), inside.mean())
+        mask = torch.zeros(1, 1, 24, 28, dtype=torch.bool)
+        mask[..., :10, :] = True
+        self.assert_close(census_loss(image1, image2, mask=mask), per_pixel[:, 3:10, 3:-3].mean())
+        self.assert_close(census_loss(image1, image2, mask=mask[:, 0].float()), per_pixel[:, 3:10, 3:-3].mean())
+        assert torch.isnan(census_loss(image1, image2, mask=torch.zeros(1, 24, 28)))  # a mean of nothing
+
+    def test_warp_loss_is_small_at_the_true_flow_and_its_gradient_points_to_it(self):
+        image1, image2, flow = (t[None] for t in translated_pair(32, 40, dx=2, dy=1))
+
+        def warp_loss(estimate):
+            return census_loss(image1, sf.warp(image2, estimate), mask=sf.warp_valid_mask(estimate))
+
+        assert warp_loss(flow) < 0.01 and warp_loss(torch.zeros_like(flow)) > 0.3
+        image1, image2, flow = (t[None] for t in synthetic_pair(48, 48, max_displacement=1.5, seed=3))
+        estimate = torch.zeros_like(flow, requires_grad=True)
+        warp_loss(estimate).backward()
+        assert (-estimate.grad * flow).sum() > 0
+
+    def test_gradcheck(self):
+        grey, rgb = torch.rand(1, 1, 5, 6, dtype=torch.float64), torch.rand(1, 3, 5, 6, dtype=torch.float64)
+        self.gradcheck(lambda x: census_loss(x, grey, patch_size=3), (torch.rand(1, 1, 5, 6),), fast=False)
+        self.gradcheck(lambda x: census_loss(rgb, x, patch_size=3), (torch.rand(1, 3, 5, 6),))
+
+    def test_rejects_bad_arguments(self, pair):
+        image1, image2 = pair
+        with pytest.raises(ValueError, match="patch_size must be odd"):
+            CensusLoss(patch_size=4)
+        with pytest.raises(ValueError, match="patch_size must be a positive int, got 0"):
+            census_loss(image1, image2, patch_size=0)
+        with pytest.raises(ValueError, match=r"patch_size must fit in the images: a 25 x 25 patch .* 24 x 28"):
+            census_loss(image1, image2, patch_size=25)
+        with pytest.raises(ValueError, match="image1 must have 1 \\(grey\\) or 3 \\(RGB\\) channels, got 2"):
+            census_loss(image1[:, :2], image2[:, :2])
+        with pytest.raises(ValueError, match=r"image1 and image2 must have the same shape"):
+            census_loss(image1, image2[..., :20])
+        with pytest.raises(TypeError, match="image2 must be a torch.Tensor"):
+            census_loss(image1, image2.numpy())
+        with pytest.raises(ValueError, match="reduction must be one of"):
+            CensusLoss(reduction="max")
+        with pytest.raises(ValueError, match=r"mask must have shape 1 x 1 x 24 x 28"):
+            census_loss(image1, image2, mask=torch.ones(1, 1, 12, 14))
+        with pytest.raises(ValueError, match="mask must hold finite, non-negative weights"):
+            census_loss(image1, image2, mask=-torch.ones(1, 1, 24, 28))
+
+
+class TestKorniaLossesAsTheStudyUsesThem(BaseTester):
+    """``benchmarks/bench_losses.py`` takes its photometric terms from kornia; these are the facts it
+    relies on, checked against the definitions."""
+
+    def test_charbonnier_at_the_scale_eps_is_the_smooth_l1(self):
+        eps = 1e-3
+        image1, image2 = torch.rand(2, 2, 3, 8, 8, dtype=torch.float64)
+        difference = image1 - image2
+        smooth_l1 = (difference.square() + eps**2).sqrt() - eps
+        self.assert_close(eps * charbonnier_loss(image1 / eps, image2 / eps), smooth_l1)
+        self.assert_close(charbonnier(difference, eps), smooth_l1)
+        # Unscaled, kornia's is sqrt(e^2 + 1) - 1: close to e^2 / 2 on [0, 1] images, an L2, not an L1.
+        unscaled = charbonnier_loss(image1, image2)
+        assert (unscaled - difference.square() / 2).abs().max() < 0.13 and (unscaled < difference.abs()).all()
+
+    def test_ssim_loss_is_its_definition(self):
+        image1, image2 = torch.rand(2, 2, 3, 10, 12, dtype=torch.float64)
+        window, sigma = 3, 1.5
+        taps = torch.exp(-((torch.arange(window, dtype=torch.float64) - window // 2) ** 2) / (2 * sigma**2))
+        kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(3, 1, window, window)
+
+        def mean(values):  # the Gaussian-weighted local mean, reflected at the border
+            return F.conv2d(F.pad(values, [window // 2] * 4, mode="reflect"), kernel, groups=3)
+
+        mu1, mu2 = mean(image1), mean(image2)
+        var1, var2, covariance = mean(image1**2) - mu1**2, mean(image2**2) - mu2**2, mean(image1 * image2) - mu1 * mu2
+        c1, c2 = 0.01**2, 0.03**2
+        ssim = (2 * mu1 * mu2 + c1) * (2 * covariance + c2) / ((mu1**2 + mu2**2 + c1) * (var1 + var2 + c2))
+        expected = ((1 - ssim) / 2).clamp(0, 1)
+        self.assert_close(ssim_loss(image1, image2, window, reduction="none", eps=0.0), expected)
+        assert ssim_loss(image1, image1, window) < 1e-6
