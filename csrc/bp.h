@@ -43,8 +43,12 @@ struct SweepTerms {
     const Smoothness* smoothness;
     int32_t* labels;  // nullptr: no labels this sweep
     bool fresh;       // labels does not hold the previous iteration's labels
-    int64_t* unary;   // with labels: per band, the data and range terms of the new labels (added to)
+    int64_t* unary;   // with labels: per band, the data and range terms of the new labels (added to);
+                      // nullptr: the energy reads them itself (its masks cost L * L per step: for large L)
 };
+
+// whether the sweep sums the energy's data and range terms (SweepTerms::unary) for `count` labels
+inline bool sweep_sums_unary(int count) { return count * count <= 81; }
 
 // terms.cpp
 Buffer<int32_t> data_term(const uint8_t* sift1, const uint8_t* sift2, int height, int width, int channels,
@@ -53,7 +57,8 @@ Buffer<int32_t> range_costs(const Field& field, int threads);
 Field coarser(const Field& field, int threads);
 Buffer<int32_t> finer(const Buffer<int32_t>& coarse, const BandGrid& coarse_grid, const BandGrid& grid, size_t rest,
                       int threads);
-// the energy of terms.labels: its smoothness terms, plus the data and range ones the sweep summed
+// the energy of terms.labels: its smoothness terms, plus its data and range terms (those the sweep
+// summed into `unary`, where terms.unary is set)
 double energy(const SweepTerms& terms, const std::vector<int64_t>& unary, int threads);
 
 // sweeps.cpp: iteration n updates layer n % 2, forwards (messages sent right and down) when

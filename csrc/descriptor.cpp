@@ -116,11 +116,17 @@ SIFTFLOW_INLINE uint8_t stored_value(T value) {
 
 // Row y of the output, in tiles of 64 pixels: a tile's values are read channel by channel along x
 // (contiguous in NCHW memory) and written pixel by pixel (contiguous in the output), both in cache.
+struct StoredRow {
+    int64_t nan = 0;     // NaN values (stored as 0)
+    double largest = 0;  // the largest value (of the others)
+};
+
 template <class T>
-SIFTFLOW_INLINE int64_t stored_row(const T* source, int64_t channels, int64_t width, int64_t stride_c, int64_t stride_x,
-                                   uint8_t* out) {
+SIFTFLOW_INLINE StoredRow stored_row(const T* source, int64_t channels, int64_t width, int64_t stride_c,
+                                     int64_t stride_x, uint8_t* out) {
     constexpr int64_t TILE = 64;
     int64_t nan = 0;
+    T largest = 0;
     for (int64_t first = 0; first < width; first += TILE) {
         const int64_t last = std::min(width, first + TILE);
         for (int64_t c = 0; c < channels; ++c) {
@@ -128,44 +134,49 @@ SIFTFLOW_INLINE int64_t stored_row(const T* source, int64_t channels, int64_t wi
             for (int64_t x = first; x < last; ++x) {
                 const T value = values[x * stride_x];
                 if constexpr (!std::is_same_v<T, uint8_t>) nan += value != value;
+                largest = value > largest ? value : largest;
                 out[x * channels + c] = stored_value(value);
             }
         }
     }
-    return nan;
+    return {nan, static_cast<double>(largest)};
 }
 
-SIFTFLOW_CLONES int64_t stored_row_float(const float* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
+SIFTFLOW_CLONES StoredRow stored_row_float(const float* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
     return stored_row(s, c, w, sc, sx, o);
 }
-SIFTFLOW_CLONES int64_t stored_row_double(const double* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
+SIFTFLOW_CLONES StoredRow stored_row_double(const double* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
     return stored_row(s, c, w, sc, sx, o);
 }
-SIFTFLOW_CLONES int64_t stored_row_uint8(const uint8_t* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
+SIFTFLOW_CLONES StoredRow stored_row_uint8(const uint8_t* s, int64_t c, int64_t w, int64_t sc, int64_t sx, uint8_t* o) {
     return stored_row(s, c, w, sc, sx, o);
 }
 
 template <class T, class Row>
-int64_t stored_as(const py::array& source, uint8_t* target, Row row, int threads) {
+py::tuple stored_as(const py::array& source, uint8_t* target, Row row, int threads) {
     const int64_t channels = source.shape(0), height = source.shape(1), width = source.shape(2);
     const int64_t item = static_cast<int64_t>(sizeof(T));
     const int64_t stride_c = source.strides(0) / item, stride_y = source.strides(1) / item, stride_x = source.strides(2) / item;
     const T* values = static_cast<const T*>(source.data());
-    std::vector<int64_t> nan(height, 0);
+    std::vector<StoredRow> rows(height);
     {
         py::gil_scoped_release release;
         parallel_for(height, threads, [&](int64_t y) {
-            nan[y] = row(values + y * stride_y, channels, width, stride_c, stride_x, target + y * width * channels);
+            rows[y] = row(values + y * stride_y, channels, width, stride_c, stride_x, target + y * width * channels);
         });
     }
-    int64_t total = 0;
-    for (int64_t count : nan) total += count;
-    return total;
+    StoredRow total;
+    for (const StoredRow& one : rows) {
+        total.nan += one.nan;
+        total.largest = std::max(total.largest, one.largest);
+    }
+    return py::make_tuple(total.nan, total.largest);
 }
 
 // descriptors (C, H, W) of float32, float64 or uint8, any strides (NCHW, channels last, a view) into
-// out (H, W, C) uint8 as the mex reads them; returns how many values were NaN (stored as 0).
-int64_t stored_hwc(const py::array& source, const py::array& out, int threads) {
+// out (H, W, C) uint8 as the mex reads them; returns how many values were NaN (stored as 0) and the
+// largest of the others.
+py::tuple stored_hwc(const py::array& source, const py::array& out, int threads) {
     if (source.ndim() != 3) throw py::value_error("source must be (C, H, W), got shape " + shape_text(source));
     for (py::ssize_t dim = 0; dim < 3; ++dim) {
         if (source.strides(dim) % source.itemsize() != 0) throw py::value_error("source's strides must be whole items");
@@ -184,7 +195,7 @@ int64_t stored_hwc(const py::array& source, const py::array& out, int threads) {
 void register_descriptor(py::module_& m) {
     m.def("stored_hwc", &stored_hwc, py::arg("source"), py::arg("out"), py::arg("threads"),
           "Descriptors (C, H, W) of float32, float64 or uint8, any strides, into out (H, W, C) uint8 as the mex "
-          "reads them (truncated, clamped to 0..255, NaN as 0); returns the number of NaN values.");
+          "reads them (truncated, clamped to 0..255, NaN as 0); returns (the number of NaN values, the largest value).");
     m.def("write_cells", &write_cells, py::arg("maps"), py::arg("sources"), py::arg("inv_norm"), py::arg("out"),
           py::arg("channel"), py::arg("threads"),
           "out[y, x, channel + cell * bins + b] = uint8(clamp(maps[m][b, y + top, x + left] * inv_norm[y, x] * 255)), "

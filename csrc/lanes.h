@@ -37,6 +37,7 @@ SIFTFLOW_INLINE int32_t reduce(V a, Combine combine) {
 }
 SIFTFLOW_INLINE int32_t least_lane(V a) { return reduce(a, vmin); }
 SIFTFLOW_INLINE int32_t greatest_lane(V a) { return reduce(a, vmax); }
+SIFTFLOW_INLINE int32_t lane_sum(V a) { return reduce(a, [](V x, V y) { return x + y; }); }
 
 }  // namespace
 }  // namespace siftflow

@@ -9,6 +9,7 @@
 //   (its taps are multiples of 1/256), along y then x, rounded after each pass; all channels at once.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "resample.h"
 
@@ -49,59 +50,86 @@ void check_indices(const Table& table, int64_t source_length, const char* name) 
 
 // --- 2009 --------------------------------------------------------------------------------------------
 
-// uint8 / 255 (MATLAB's im2double) of `count` channels of a row of `stride`-channel pixels, by a
-// table of the 256 quotients (the same bits as dividing, without a division per value)
-SIFTFLOW_CLONES void to_float_row(const uint8_t* source, int width, int count, int stride, const double* quotients,
-                                  double* out) {
+// uint8 / 255 (MATLAB's im2double) of `count` channels of a row of `stride`-channel pixels: one
+// vector division per 8 or 16 values (a table of the 256 quotients is slower: a scalar load each)
+template <int COUNT>
+SIFTFLOW_INLINE void to_float_row_as(const uint8_t* source, int width, int runtime_count, int stride, double* out) {
+    const int count = COUNT > 0 ? COUNT : runtime_count;
     for (int x = 0; x < width; ++x) {
-        for (int c = 0; c < count; ++c) out[x * count + c] = quotients[source[static_cast<size_t>(x) * stride + c]];
+        const uint8_t* SIFTFLOW_RESTRICT pixel = source + static_cast<size_t>(x) * stride;
+        double* SIFTFLOW_RESTRICT target = out + static_cast<size_t>(x) * count;
+        for (int c = 0; c < count; ++c) target[c] = static_cast<double>(pixel[c]) / 255.0;
     }
 }
 
-// out[x', c] = sum_t w[x', t] * in[idx[x', t], c], the taps in order from 0.0; COUNT > 0: the
-// channel count known when compiling (the sums then live in registers)
-template <int COUNT>
-SIFTFLOW_INLINE void reduce_row_as(const double* input, const Table& x, int runtime_count, double* SIFTFLOW_RESTRICT out) {
-    const int count = COUNT > 0 ? COUNT : runtime_count;
+SIFTFLOW_CLONES void to_float_row(const uint8_t* source, int width, int count, int stride, double* out) {
+    if (count == CHANNEL_CHUNK) {
+        to_float_row_as<CHANNEL_CHUNK>(source, width, count, stride, out);
+    } else {
+        to_float_row_as<0>(source, width, count, stride, out);
+    }
+}
+
+// Eight float64 values (GCC's vector extensions: one AVX-512 register, two AVX2 or four SSE2 ones),
+// so that the sums below stay in registers, tap after tap, instead of whatever loop order the
+// auto-vectoriser picks (it gathered across taps here).
+typedef double D __attribute__((vector_size(8 * sizeof(double))));
+constexpr int DOUBLES = 8;
+
+SIFTFLOW_INLINE D load_doubles(const double* address) {
+    D value;
+    std::memcpy(&value, address, sizeof(D));
+    return value;
+}
+SIFTFLOW_INLINE void store_doubles(double* address, D value) { std::memcpy(address, &value, sizeof(D)); }
+
+// out[x', c] = sum_t w[x', t] * in[idx[x', t], c], the taps in order from 0.0, for a chunk of
+// CHANNEL_CHUNK channels (other chunk sizes: plain loops)
+SIFTFLOW_CLONES void reduce_row(const double* input, const Table& x, int count, double* out) {
+    constexpr int VECTORS = CHANNEL_CHUNK / DOUBLES;
     for (int column = 0; column < x.length; ++column) {
-        double acc[COUNT > 0 ? COUNT : CHANNEL_CHUNK] = {};
+        double* target = out + static_cast<size_t>(column) * count;
+        if (count == CHANNEL_CHUNK) {
+            D acc[VECTORS] = {};
+            for (int tap = 0; tap < x.count; ++tap) {
+                const double weight = x.weights[column * x.count + tap];
+                if (weight == 0.0) continue;
+                const double* values = input + x.indices[column * x.count + tap] * count;
+                for (int v = 0; v < VECTORS; ++v) acc[v] += weight * load_doubles(values + v * DOUBLES);
+            }
+            for (int v = 0; v < VECTORS; ++v) store_doubles(target + v * DOUBLES, acc[v]);
+            continue;
+        }
+        std::fill(target, target + count, 0.0);
         for (int tap = 0; tap < x.count; ++tap) {
             const double weight = x.weights[column * x.count + tap];
             if (weight == 0.0) continue;
-            const double* SIFTFLOW_RESTRICT values = input + x.indices[column * x.count + tap] * count;
-            for (int c = 0; c < count; ++c) acc[c] += weight * values[c];
+            const double* values = input + x.indices[column * x.count + tap] * count;
+            for (int c = 0; c < count; ++c) target[c] += weight * values[c];
         }
-        std::copy(acc, acc + count, out + static_cast<size_t>(column) * count);
     }
 }
 
-SIFTFLOW_CLONES void reduce_row(const double* input, const Table& x, int count, double* out) {
-    if (count == CHANNEL_CHUNK) {
-        reduce_row_as<CHANNEL_CHUNK>(input, x, count, out);
-    } else {
-        reduce_row_as<0>(input, x, count, out);
-    }
-}
-
-// out = sum_t weights[t] * rows[t], the taps in order from 0.0, a block of 32 values at a time
-// (each block summed in registers, written once)
+// out = sum_t weights[t] * rows[t], the taps in order from 0.0, 32 values at a time (each block
+// summed in registers, written once)
 SIFTFLOW_CLONES void weighted_rows(const std::vector<const double*>& rows, const std::vector<double>& weights,
                                    size_t length, double* SIFTFLOW_RESTRICT out) {
-    constexpr size_t BLOCK = 32;
+    constexpr size_t VECTORS = 4, BLOCK = VECTORS * DOUBLES;
     const size_t taps = rows.size();
+    const double* const* sources = rows.data();
     size_t start = 0;
     for (; start + BLOCK <= length; start += BLOCK) {
-        double acc[BLOCK] = {};
+        D acc[VECTORS] = {};
         for (size_t tap = 0; tap < taps; ++tap) {
             const double weight = weights[tap];
-            const double* SIFTFLOW_RESTRICT row = rows[tap] + start;
-            for (size_t i = 0; i < BLOCK; ++i) acc[i] += weight * row[i];
+            const double* row = sources[tap] + start;
+            for (size_t v = 0; v < VECTORS; ++v) acc[v] += weight * load_doubles(row + v * DOUBLES);
         }
-        std::copy(acc, acc + BLOCK, out + start);
+        for (size_t v = 0; v < VECTORS; ++v) store_doubles(out + start + v * DOUBLES, acc[v]);
     }
     for (size_t i = start; i < length; ++i) {
         double acc = 0.0;
-        for (size_t tap = 0; tap < taps; ++tap) acc += weights[tap] * rows[tap][i];
+        for (size_t tap = 0; tap < taps; ++tap) acc += weights[tap] * sources[tap][i];
         out[i] = acc;
     }
 }
@@ -127,7 +155,6 @@ class ChunkPyramid {
     ChunkPyramid(const uint8_t* sift, int width, int channels, int first, int count, const std::vector<Table>& x_tables,
                  const std::vector<Table>& y_tables, const std::vector<uint8_t*>& levels)
         : sift_(sift), width_(width), channels_(channels), first_(first), count_(count), outputs_(levels) {
-        for (int value = 0; value < 256; ++value) quotients_[value] = value / 255.0;
         int in_width = width;
         for (size_t level = 0; level < levels.size(); ++level) {
             Stage stage{&x_tables[level], &y_tables[level], in_width, {}, std::vector<int>(RING, -1), {}, {}, {}};
@@ -183,7 +210,7 @@ class ChunkPyramid {
         if (stage.tags[r % RING] == r) return slot;
         if (k == 1) {
             to_float_row(sift_ + static_cast<size_t>(r) * width_ * channels_ + first_, width_, count_, channels_,
-                         quotients_, stage.input.data());
+                         stage.input.data());
         } else {
             level_row(k - 1, r, stage.input.data());
         }
@@ -196,7 +223,6 @@ class ChunkPyramid {
     int width_, channels_, first_, count_;
     std::vector<uint8_t*> outputs_;
     std::vector<Stage> stages_;
-    double quotients_[256];
 };
 
 void pyramid_2009(const uint8_t* sift, int width, int channels, const std::vector<Table>& x_tables,

@@ -55,7 +55,7 @@ Solution solve_field(Field finest, double alpha, double d, int iterations, int h
         const Buffer<int32_t> offsets = to_bands(field.offsets.data(), 2, grid, 1);
         std::vector<int64_t> unary(grid.bands, 0);
         SweepTerms terms{&grid, count, spatial.data(), dual.data(), range.data(), offsets.data(), field.data.data(),
-                         &smoothness, nullptr, false, unary.data()};
+                         &smoothness, nullptr, false, sweep_sums_unary(count) ? unary.data() : nullptr};
         if (depth > 0) {  // the original also labels and scores the coarser copies; nothing depends on that
             for (int iteration = 0; iteration < HIERARCHY_ITERATIONS; ++iteration) sweep(terms, iteration, threads);
             previous = &field.grid;

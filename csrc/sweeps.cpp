@@ -144,20 +144,20 @@ struct Step {
     }
 
     // The energy's data and range terms of a step's labels (a horizontal, b vertical), summed over
-    // the lanes inside the image: here, where the step's data cells are in cache.
+    // the lanes inside the image: here, where the step's data cells are in cache. Each lane's terms
+    // are picked by masks, not read lane by lane (which would stall on the vectors just stored).
     SIFTFLOW_INLINE int64_t unary_terms(V a, V b, V inside, int band, int step) const {
         const int L = labels();
         const int32_t* data = t.data + (static_cast<size_t>(band) * steps + step) * static_cast<size_t>(L) * L * LANES;
         const int32_t* range_a = by_label(t.range, 0, band, step);
         const int32_t* range_b = by_label(t.range, 1, band, step);
-        int64_t sum = 0;
-        for (int lane = 0; lane < LANES; ++lane) {
-            if (inside[lane]) {
-                sum += data[(b[lane] * L + a[lane]) * LANES + lane] + range_a[a[lane] * LANES + lane] +
-                       range_b[b[lane] * LANES + lane];
-            }
+        V sum{};
+        for (int label = 0; label < L; ++label) {
+            sum += (load(range_a + label * LANES) & (a == label)) + (load(range_b + label * LANES) & (b == label));
         }
-        return sum;
+        const V cell = b * L + a;
+        for (int index = 0; index < L * L; ++index) sum += load(data + index * LANES) & (cell == index);
+        return lane_sum(sum & inside);
     }
 
     // Steps first to last - 1 of one band (backwards: from last - 1 down).
@@ -228,7 +228,9 @@ struct Step {
                 } else {
                     others = load(t.labels + at(other, band, step) * LANES);
                 }
-                t.unary[band] += unary_terms(layer == 0 ? own : others, layer == 0 ? others : own, inside, band, step);
+                if (t.unary != nullptr) {
+                    t.unary[band] += unary_terms(layer == 0 ? own : others, layer == 0 ? others : own, inside, band, step);
+                }
             }
         }
     }

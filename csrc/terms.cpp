@@ -225,6 +225,25 @@ Buffer<int32_t> finer(const Buffer<int32_t>& coarse, const BandGrid& coarse_grid
 // terms are summed in float64 as the original does, pixel by pixel.
 namespace {
 
+// the data and range terms of a step's labels, read lane by lane (where the sweep did not sum them)
+SIFTFLOW_INLINE int64_t unary_of_step(const SweepTerms& terms, int band, int step) {
+    const BandGrid& grid = *terms.grid;
+    const int count = terms.count;
+    const int32_t* a = terms.labels + grid.at(band, step, 1);
+    const int32_t* b = a + grid.size(1);
+    const int32_t* range_a = terms.range + grid.at(band, step, count);
+    const int32_t* range_b = range_a + grid.size(count);
+    const int32_t* data = terms.data + grid.at(band, step, count * count);
+    int64_t total = 0;
+    for (int lane = 0; lane < LANES; ++lane) {
+        int x, y;
+        if (!grid.inside(band, step, lane, x, y)) continue;
+        total += range_a[a[lane] * LANES + lane] + range_b[b[lane] * LANES + lane] +
+                 data[(b[lane] * count + a[lane]) * LANES + lane];
+    }
+    return total;
+}
+
 // the smoothness terms of one band's steps with integral s and d (exact)
 SIFTFLOW_CLONES int64_t band_smoothness_integral(const SweepTerms& terms, int band, int32_t s, int32_t d) {
     const BandGrid& grid = *terms.grid;
@@ -253,6 +272,7 @@ SIFTFLOW_CLONES int64_t band_smoothness_integral(const SweepTerms& terms, int ba
             sum += vmin(vmin(vabs(flow - below), splat(far)) * s, splat(d)) & has_below;
         }
         for (int lane = 0; lane < LANES; ++lane) total += sum[lane];
+        if (terms.unary == nullptr) total += unary_of_step(terms, band, step);
     }
     return total;
 }
@@ -285,6 +305,7 @@ double band_smoothness(const SweepTerms& terms, int band) {
                 }
             }
         }
+        if (terms.unary == nullptr) total += static_cast<double>(unary_of_step(terms, band, step));
     }
     return total;
 }

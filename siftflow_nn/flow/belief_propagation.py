@@ -20,12 +20,11 @@ pixels summed, as the original's ``generateCoarserLevel``) run first and seed th
 speeds up the propagation across the image.
 """
 
-import warnings
 from typing import NamedTuple
 
 import torch
 
-from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid
+from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid, warn_about_float_descriptors
 
 LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3  # message slots: the neighbour the message comes *from*
 
@@ -315,13 +314,7 @@ class TorchSolver:
         (float ones read as the mex reads them: truncated, clamped; NaN, with a warning, as 0)."""
         if sift.is_floating_point():
             nan = int(torch.isnan(sift).sum())
-            if nan:
-                warnings.warn(
-                    f"{name} holds {nan} NaN descriptor values (of {sift.numel()}): they are read as 0, so the "
-                    f"flow where they are means nothing",
-                    RuntimeWarning,
-                    stacklevel=5,
-                )
+            warn_about_float_descriptors(name, nan, float(sift.nan_to_num(0.0).max()), sift.numel())
             sift = sift.detach().nan_to_num(0.0).clamp(0, 255).to(torch.uint8)
         return descriptor_pyramid(sift, num_levels, schedule)
 

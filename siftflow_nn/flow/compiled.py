@@ -9,13 +9,11 @@ sweeps in one call (``csrc/solve.cpp``, ``terms.cpp``, ``sweeps.cpp``), the pyra
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
 from siftflow_nn._native import kernels, threads
-from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid_hwc
+from siftflow_nn.flow.pyramid import LevelPlan, descriptor_pyramid_hwc, warn_about_float_descriptors
 
 AVAILABLE = kernels is not None
 
@@ -30,14 +28,9 @@ def stored_hwc(sift: torch.Tensor, name: str) -> np.ndarray:
     if sift.dtype not in (torch.uint8, torch.float32, torch.float64):
         sift = sift.float()  # float16 / bfloat16 (autocast): numpy has no bfloat16
     out = np.empty((*sift.shape[1:], sift.shape[0]), np.uint8)
-    nan = kernels.stored_hwc(sift.numpy(), out, threads())
-    if nan:
-        warnings.warn(
-            f"{name} holds {nan} NaN descriptor values (of {sift.numel()}): they are read as 0, so the flow "
-            f"where they are means nothing",
-            RuntimeWarning,
-            stacklevel=5,
-        )
+    nan, largest = kernels.stored_hwc(sift.numpy(), out, threads())
+    if sift.is_floating_point():
+        warn_about_float_descriptors(name, nan, largest, sift.numel())
     return out
 
 

@@ -15,6 +15,7 @@ Two versions of the driver exist, and ``schedule`` picks one:
 """
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -172,6 +173,25 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
         y_tables = [reduction_weights(h) for h, _ in sizes[:-1]]
         kernels.descriptor_pyramid_2009(sift, x_tables, y_tables, levels, threads())
     return [sift, *levels]
+
+
+def warn_about_float_descriptors(name: str, nan: int, largest: float, count: int) -> None:
+    """What float descriptors given to the matcher could silently spoil: NaN values (read as 0), and
+    values on the [0, 1] scale, which the 0..255 scale reads as all zeros."""
+    if nan:
+        warnings.warn(
+            f"{name} holds {nan} NaN descriptor values (of {count}): they are read as 0, so the flow where they "
+            f"are means nothing",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    if 0 < largest <= 1:
+        warnings.warn(
+            f"{name} looks like descriptors on the [0, 1] scale (largest value {largest:.3g}); match() reads float "
+            f"descriptors on the 0..255 scale, where these are all 0: pass to_uint8(descriptors) or descriptors * 255",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
 
 def upsample_offsets(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -300,3 +300,14 @@ class TestMatchInputs(BaseTester):
         meta = torch.zeros(1, 128, 20, 20, device="meta")
         with pytest.raises(ValueError, match="meta device"):
             matcher.match(meta, meta)
+
+    @pytest.mark.parametrize("solver", ["compiled", "torch"])
+    def test_descriptors_on_the_unit_scale_are_named(self, solver):
+        """SIFTFlowDescriptor's own output is on [0, 1]; read on the 0..255 scale it is all zeros."""
+        image1, image2, _ = synthetic_pair(40, 52, max_displacement=2.0, seed=3)
+        d1, d2 = BaseTester.descriptor_pair(image1, image2)
+        with pytest.warns(RuntimeWarning) as warned:
+            SIFTFlow(num_levels=2, iterations=2, top_iterations=2, solver=solver).match(d1, d2)
+        messages = [str(warning.message) for warning in warned]
+        for name in ("sift1", "sift2"):
+            assert any(message.startswith(f"{name} looks like descriptors on the [0, 1] scale") for message in messages)
