@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from siftflow_nn.io import printable_name
+
 FORMAT_VERSION = 2
 OPTIONS_FILE = "extraction.json"
 MANIFEST_FILE = "manifest.json"
@@ -40,7 +42,7 @@ def shard_name(index: int) -> str:
 def json_path(path: str) -> str:
     """A relative path as JSON can carry it: file names that are not UTF-8 (decoded by Python with
     lone surrogates, which strict JSON readers reject) get their odd bytes as ``\\xNN`` text."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return printable_name(path)
 
 
 def sync_folder(folder: Path) -> None:

@@ -4,7 +4,6 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import as_int, check_planes
-from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.rounding import as_double, back_to_class
@@ -70,9 +69,8 @@ def gaussian_filter(image: torch.Tensor, size: int, sigma: float) -> torch.Tenso
     if image.dtype == torch.uint8 and _cpu.compiled(check_planes(image)):
         planes = _cpu.planes(image)
         out = np.empty_like(planes)
-        with numba_threads():
-            for plane, target in zip(planes, out):
-                _cpu.kernels.filter_uint8(plane, taps, target)
+        for plane, target in zip(planes, out):
+            _cpu.kernels.filter_uint8(plane, taps, target)
         return _cpu.from_planes(out, image)
     values, integer_class = as_double(check_planes(image))
     return back_to_class(_filter_along(_filter_along(values, taps, -1), taps, -2), integer_class)
@@ -99,11 +97,10 @@ def impyramid_reduce(image: torch.Tensor) -> torch.Tensor:
         planes = _cpu.planes(image)
         (rows, row_taps), (columns, column_taps) = (_reduce_table(length) for length in planes.shape[1:])
         out = np.empty((planes.shape[0], rows.shape[0], columns.shape[0]), np.uint8)
-        with numba_threads():
-            for plane, target in zip(planes, out):
-                reduced_rows = np.empty((rows.shape[0], plane.shape[1]), np.uint8)
-                _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
-                _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
+        for plane, target in zip(planes, out):
+            reduced_rows = np.empty((rows.shape[0], plane.shape[1]), np.uint8)
+            _cpu.kernels.rows_dyadic_uint8(plane, rows, row_taps, 4, reduced_rows)
+            _cpu.kernels.columns_dyadic_uint8(reduced_rows, columns, column_taps, 4, target)
         return _cpu.from_planes(out, image)
     values, integer_class = as_double(check_planes(image))
     values = back_to_class(_filter_along(values, IMPYRAMID_TAPS, -2)[..., ::2, :], integer_class)

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from siftflow_nn._checks import check_planes, check_positive_int, describe_value
-from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.rounding import as_double, back_to_class
@@ -133,8 +132,7 @@ def imresize(image: torch.Tensor, scale: float | None = None, out_size: tuple[in
         out_size = _size_pair(out_size)
     passes, _ = resize_plan(tuple(image.shape[-2:]), scale, out_size)
     if _cpu.compiled(image):
-        with numba_threads():
-            return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
+        return _cpu.from_planes(_resize_planes(_cpu.planes(image), passes), image)
     values, integer_class = as_double(image)
     for dim, indices, weights in passes:
         values = apply_taps(values, values.dim() - 2 + dim, indices, weights)

@@ -3,7 +3,6 @@
 import torch
 
 from siftflow_nn._checks import check_planes
-from siftflow_nn._threads import numba_threads
 from siftflow_nn.matlab import _cpu
 from siftflow_nn.matlab._arguments import positive_number
 from siftflow_nn.matlab.filters import gaussian_filter, gaussian_taps
@@ -47,8 +46,7 @@ def ssim(image1: torch.Tensor, image2: torch.Tensor, data_range: float | None = 
     if _cpu.compiled(x, y):  # the same values, one pass over memory instead of ~120
         taps = gaussian_taps(_WINDOW_SIZE, _WINDOW_SIGMA)
         planes = zip(_cpu.planes(x), _cpu.planes(y))
-        with numba_threads():
-            means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in planes]
+        means = [_cpu.kernels.ssim_mean(one, other, taps, c1, c2) for one, other in planes]
         return torch.tensor(means, dtype=torch.float64).reshape(image1.shape[:-2])
 
     def window(values: torch.Tensor) -> torch.Tensor:

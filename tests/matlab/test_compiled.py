@@ -92,3 +92,18 @@ class TestCompiledPath(BaseTester):
     def test_dyadic_taps_names_a_bad_argument(self, weights, bits, message):
         with pytest.raises(ValueError, match=message):
             matlab.dyadic_taps(weights, bits)
+
+
+def test_ssim_is_the_same_to_the_bit_on_one_and_two_threads():
+    """Blocks of rows are summed in their order whatever thread computed them: CSVs from
+    ``docunet --jobs 1`` and ``--jobs 2`` agree (numba's parallel reduction differed in the last bit)."""
+    image1, image2 = _image((1, 1, 300, 211), torch.float64), _image((1, 1, 300, 211), torch.float64, seed=1)
+    before = torch.get_num_threads()
+    try:
+        values = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            values.append(matlab.ssim(image1, image2).item())
+    finally:
+        torch.set_num_threads(before)
+    assert values[0] == values[1]
