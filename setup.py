@@ -21,7 +21,8 @@ def compile_flags() -> tuple[list[str], list[str]]:
     float64 bits; wrapping int32, as numpy's) and OpenMP where the compiler has it."""
     if sys.platform == "win32":
         return ["/O2", "/openmp", "/fp:precise"], []
-    flags = ["-O3", "-ffp-contract=off", "-fwrapv", "-fno-math-errno"]
+    # -Wno-psabi: the 64-byte vectors of csrc/lanes.h are passed between inlined functions only
+    flags = ["-O3", "-ffp-contract=off", "-fwrapv", "-fno-math-errno", "-Wno-psabi"]
     if sys.platform == "darwin":  # Apple's clang has no OpenMP: the kernels run on one thread there
         return flags, []
     return [*flags, "-fopenmp"], ["-fopenmp"]

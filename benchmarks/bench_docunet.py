@@ -4,15 +4,17 @@ Pairs: ``synthetic.document_pair`` pages of 600 x 450 (text-like strokes, a tabl
 white) and the page resampled through a smooth field of 2 to 8 px; the benchmark's area resize
 takes them to 894 x 670, about the size of DocUNet's scans, and SIFT flow runs at half that.
 
-Part 1: seconds per pair by stage (median of ``--repeats``), on one thread and on two, and peak
-memory added by one pair. Part 2 (with ``--original BUILD/bpflow_c2f``, see ../shared/bpflow):
-the SIFT flow stage on the same descriptors and the same 2010 pyramid through Ce Liu's C++
+Part 1: seconds per pair by stage (median of ``--repeats``; AD's share of the pair), on one thread
+and on two, and peak memory added by one pair; ``--plot FILE`` draws it. Part 2 (with
+``--original BUILD/bpflow_c2f``, see ../shared/bpflow): the SIFT flow stage on the same descriptors
+and the same 2010 pyramid through Ce Liu's C++
 (driven level by level with the 2010 windows and iterations) beside ours, one thread each:
 seconds, and LD / Li-D from each flow. Part 3: ``siftflow-nn docunet`` over ``--pairs`` pairs
-(65 scans x 2 photos by default, as the benchmark) as a user runs it, a fresh process whose
-start-up counts: on all threads, then ``--jobs 2``.
+(65 scans x 2 photos by default, as the benchmark, a different page size per scan) as a user runs it,
+a fresh process whose start-up counts: on all threads, then ``--jobs 2``. Part 4: ``--ocr`` with
+both protocols on tests/data/docunet_bench, OCR time apart (needs Tesseract).
 
-    python benchmarks/bench_docunet.py [--original BUILD/bpflow_c2f] [--repeats 3] [--pairs 130]
+    python benchmarks/bench_docunet.py [--original BUILD/bpflow_c2f] [--repeats 3] [--pairs 130] [--plot FILE]
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import peak_added_bytes, print_table
+from _plot import add_plot_argument, plot_table
 
 from siftflow_nn import matlab
 from siftflow_nn.flow.compiled import CompiledSolver
 from siftflow_nn.flow.pyramid import upsample_offsets
 from siftflow_nn.flow.sift_flow import SIFTFlow
 from siftflow_nn.metrics import docunet
+from siftflow_nn.metrics.aligned_distortion import aligned_distortion_of_flow
+from siftflow_nn.metrics.ocr import TesseractNotFoundError, tesseract_version
 from siftflow_nn.synthetic import document_pair, write_document_benchmark
 
 HEIGHT, WIDTH = 600, 450
@@ -64,8 +69,12 @@ def stages(photo: torch.Tensor, scan: torch.Tensor) -> dict[str, float]:
     sifts = [docunet._release_descriptor(half) for half in halves]
     lap("descriptors (float64, to uint8)")
     matcher = SIFTFlow(schedule="2010", derivative="release")
-    matcher.match(*sifts, energies="none")  # as docunet_metrics
+    flow = matcher.match(*sifts, energies="none")[0]  # as docunet_metrics
     lap("SIFT flow (2010)")
+    docunet._mean_length(flow), docunet._line_spread(flow)
+    lap("LD + Li-D")
+    aligned_distortion_of_flow(flow, scan)
+    lap("AD (imgradient, 4 LSQR steps)")
     seconds["total"] = sum(seconds.values())
     stamp = time.perf_counter()
     matcher.match(*sifts, energies="every")  # not part of the metrics: what recording energies costs
@@ -73,7 +82,7 @@ def stages(photo: torch.Tensor, scan: torch.Tensor) -> dict[str, float]:
     return seconds
 
 
-def part_stages(repeats: int) -> None:
+def part_stages(repeats: int, plot: Path | None) -> None:
     rows = []
     pairs = [pair(index) for index in range(3)]
     stages(*pairs[0])  # compiles what the kernel cache lacks
@@ -85,11 +94,20 @@ def part_stages(repeats: int) -> None:
     torch.set_num_threads(2)
     peak = peak_added_bytes(lambda: docunet.docunet_metrics(*pairs[0]), torch.device("cpu"))
     rows.append(["peak memory added by one pair (MB)", 2, peak / 2**20])
+    header = ["stage", "threads", "seconds"]
     print_table(
         f"DocUNet metrics, one {HEIGHT} x {WIDTH} pair (894 x 670 after the area resize), seconds (medians)",
-        ["stage", "threads", "seconds"],
+        header,
         rows,
     )
+    total = {row[1]: row[2] for row in rows if row[0] == "total"}
+    ad = {row[1]: row[2] for row in rows if row[0].startswith("AD")}
+    print("AD's share of a pair: " + ", ".join(f"{ad[t] / total[t]:.1%} on {t} thread(s)" for t in (1, 2)))
+    if plot:
+        staged = [row for row in rows if row[0] != "total" and "not in total" not in row[0] and "MB" not in row[0]]
+        title = f"DocUNet metrics of one pair, by stage ({HEIGHT} x {WIDTH} pages)"
+        plot_table(plot, header, staged, y="seconds", x="stage", series="threads", kind="bar", title=title,
+                   y_label="seconds")  # fmt: skip
 
 
 # The harness runs the 2009 schedule; one level at a time with these wsize / nIterations it runs
@@ -174,7 +192,8 @@ def part_benchmark(pairs: int) -> None:
     scans = max(1, pairs // 2)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        rec_dir, scan_dir = write_document_benchmark(folder, scans=scans, height=HEIGHT, width=WIDTH)
+        # a different page size per scan, as in the real benchmark: nothing may be compiled per size
+        rec_dir, scan_dir = write_document_benchmark(folder, scans=scans, height=HEIGHT, width=WIDTH, varied_sizes=True)
         for jobs in (1, 2):
             # the command as a user runs it: a fresh interpreter, its imports and start-up included
             command = [sys.executable, "-m", "siftflow_nn", "docunet", str(rec_dir), str(scan_dir)]
@@ -183,8 +202,35 @@ def part_benchmark(pairs: int) -> None:
             seconds = time.perf_counter() - start
             rows.append([f"siftflow-nn docunet --jobs {jobs}", 2 * scans, seconds, seconds / (2 * scans)])
     print_table(
-        f"The benchmark's run over {2 * scans} pairs on {os.cpu_count()} cores (seconds, start-up included)",
+        f"The benchmark's run over {2 * scans} pairs of {scans} page sizes ({HEIGHT} x {WIDTH} up to "
+        f"{HEIGHT + 4 * scans} x {WIDTH + 3 * scans}) on {os.cpu_count()} cores (seconds, start-up included)",
         ["command", "pairs", "seconds", "per pair"],
+        rows,
+    )
+
+
+def part_ocr() -> None:
+    """``--ocr`` on tests/data/docunet_bench (real words: Tesseract reads nothing in synthetic strokes),
+    its OCR time apart from the image metrics', as the command reports them."""
+    bench = Path(__file__).resolve().parents[1] / "tests" / "data" / "docunet_bench"
+    try:
+        tesseract = tesseract_version()
+    except TesseractNotFoundError as error:
+        print(f"\n(part 4 skipped: {error})")
+        return
+    rows = []
+    for protocol in ("doctr", "uvdoc"):
+        for jobs in (1, 2):
+            command = [sys.executable, "-m", "siftflow_nn", "docunet", str(bench / "rec"), str(bench / "scan"),
+                       "--ocr", protocol, "--subset", "all", "--jobs", str(jobs)]  # fmt: skip
+            start = time.perf_counter()
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            seconds = time.perf_counter() - start
+            timing = next(line for line in output.splitlines() if line.startswith("image metrics:"))
+            rows.append([f"--ocr {protocol} --jobs {jobs}", seconds, timing])
+    print_table(
+        f"OCR on tests/data/docunet_bench (4 pairs, 6 images; Tesseract {tesseract}): the command, start-up included",
+        ["command", "seconds", "as the command reports it"],
         rows,
     )
 
@@ -195,12 +241,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", type=int, default=4, help="pairs matched by both in part 2")
     parser.add_argument("--pairs", type=int, default=130, help="pairs in part 3 (0: skip it)")
+    parser.add_argument("--skip-ocr", action="store_true", help="leave out part 4 (Tesseract)")
+    add_plot_argument(parser)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} cores")
-    part_stages(args.repeats)
+    part_stages(args.repeats, args.plot)
     part_original(args.original, args.compare)
     if args.pairs:
         part_benchmark(args.pairs)
+    if not args.skip_ocr:
+        part_ocr()
 
 
 if __name__ == "__main__":

@@ -7,13 +7,16 @@ pyramid into the original's job folder (``--pyramid files``), so both solve the 
 and their energies can be compared exactly. Per level: seconds (the original's level time of its
 mex call; ours includes building our pyramid, which the original does in MATLAB, untimed) and the
 final energy. One thread each (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``), then ours on
-two; every figure is the median of ``--repeats`` runs, the original's and ours in the same run.
+two, then ours given the descriptors as ``SIFTFlowDescriptor`` returns them (float, channels first)
+and as uint8 channels first (``match`` converts them: what that costs); every figure is the median
+of ``--repeats`` runs, the original's and ours in the same run. ``--plot FILE``: the seconds per
+level as a figure.
 
 Part 2: end-point error and time of ``local_match`` and ``SIFTFlow`` on a 436 x 1024 synthetic
 pair with known flow (a textured image and a smooth random warp of up to 6 px, noise 0.05), EPE
 over the interior (10 px margin).
 
-    python benchmarks/bench_matching.py [--original BUILD/bpflow_c2f] [--repeats 3] [--device cpu]
+    python benchmarks/bench_matching.py [--original BUILD/bpflow_c2f] [--repeats 3] [--device cpu] [--plot FILE]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import SINTEL, median_ms, peak_added_bytes, print_table
+from _plot import add_plot_argument, plot_table
 
 from siftflow_nn import SIFTFlow, SIFTFlowDescriptor, end_point_error, local_match, to_uint8
 from siftflow_nn.io import read_image
@@ -101,7 +105,7 @@ def run_ours(matcher: SIFTFlow, sift: torch.Tensor, threads: int, repeats: int) 
     return [statistics.median(run[level] for run in samples[1:]) for level in range(len(energies))], energies
 
 
-def side_by_side(binary: str | None, repeats: int) -> None:
+def side_by_side(binary: str | None, repeats: int, plot: Path | None = None) -> None:
     if not SINTEL.exists():
         print(f"\n(part 1 skipped: no Sintel frames at {SINTEL})")
         return
@@ -113,6 +117,9 @@ def side_by_side(binary: str | None, repeats: int) -> None:
         size = f"{height} x {width}"
         ours_1, energies = run_ours(matcher, sift, 1, repeats)
         ours_2, _ = run_ours(matcher, sift, 2, repeats)
+        # as SIFTFlowDescriptor hands them over (float, B x 128 x H x W), and as uint8 in that layout
+        ours_float, _ = run_ours(matcher, sift.float().contiguous(), 1, repeats)
+        ours_nchw, _ = run_ours(matcher, sift.contiguous(), 1, repeats)
         original, original_energies = [math.nan] * len(ours_1), [math.nan] * len(ours_1)
         if binary:
             pyramids = [_hwc_pyramid(sift[index]) for index in (0, 1)]
@@ -124,6 +131,8 @@ def side_by_side(binary: str | None, repeats: int) -> None:
             ("original C++ -O3, 1 thread", original),
             ("ours, 1 thread", ours_1),
             ("ours, 2 threads", ours_2),
+            ("ours, 1 thread, float NCHW descriptors", ours_float),
+            ("ours, 1 thread, uint8 NCHW descriptors", ours_nchw),
         ):
             rows.append([size, name, sum(seconds), sum(seconds) / total, *[f"{s:.3f}" for s in reversed(seconds)]])
         drift = [ours / theirs - 1 for ours, theirs in zip(energies, original_energies)]
@@ -135,11 +144,17 @@ def side_by_side(binary: str | None, repeats: int) -> None:
             text=True,
         ).stdout.split()[-1]
         rows.append([size, "peak memory added / finest level's messages + data term", float(peak), "", "", "", "", ""])
+    header = ["size", "run", "total s", "ratio", "top (55 x 128 at full size)", "level 3", "level 2", "finest"]
     print_table(
         "SIFT flow, Sintel alley_1, the original beside ours (seconds, medians; ratio = total / the original's)",
-        ["size", "run", "total s", "ratio", "top (55 x 128 at full size)", "level 3", "level 2", "finest"],
+        header,
         rows,
     )
+    if plot:
+        timed = [row for row in rows if row[1].startswith(("original", "ours, 1 thread", "ours, 2 threads"))
+                 and "NCHW" not in row[1]]  # fmt: skip
+        plot_table(plot, header, timed, y=header[4:], series="run", panel="size", kind="bar",
+                   title="SIFT flow per pyramid level: the original C++ beside ours", y_label="seconds")  # fmt: skip
 
 
 def peak_only(half: bool) -> None:
@@ -200,10 +215,11 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--peak-only", choices=["full", "half"], help=argparse.SUPPRESS)
+    add_plot_argument(parser)
     args = parser.parse_args()
     if args.peak_only:
         return peak_only(args.peak_only == "half")
-    side_by_side(args.original, args.repeats)
+    side_by_side(args.original, args.repeats, args.plot)
     if not args.skip_accuracy:
         accuracy(args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]))
 

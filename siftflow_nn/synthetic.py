@@ -230,24 +230,31 @@ def document_pair(
 
 
 def write_document_benchmark(
-    folder: str | os.PathLike[str], scans: int = 2, height: int = 240, width: int = 180, seed: int = 0
+    folder: str | os.PathLike[str],
+    scans: int = 2,
+    height: int = 240,
+    width: int = 180,
+    seed: int = 0,
+    varied_sizes: bool = False,
 ) -> tuple[Path, Path]:
     """A small DocUNet-style benchmark of ``document_pair`` pages on disk, named as the original:
     ``folder/scan/{i}.png`` and ``folder/rec/{i}_1 copy_rec.png``, ``{i}_2 copy_rec.png`` (the
     second photo more displaced than the first), ``i = 1 .. scans``; and the distorted photos'
     sizes as ``folder/crop/{i}_{m} copy.png``, white pages a quarter larger than the scan (all the
-    ``uvdoc`` OCR protocol reads of them). Returns ``(rec, scan)``.
+    ``uvdoc`` OCR protocol reads of them). ``varied_sizes``: page ``i`` is ``(height + 4 i) x
+    (width + 3 i)``, a different size per scan as in the real benchmark. Returns ``(rec, scan)``.
     """
     from siftflow_nn.io import write_image
 
     rec_dir, scan_dir, crop_dir = (Path(folder) / name for name in ("rec", "scan", "crop"))
     for made in (rec_dir, scan_dir, crop_dir):
         made.mkdir(parents=True, exist_ok=True)
-    photo_size = torch.ones(1, height + height // 4, width + width // 4)
     for index in range(1, scans + 1):
         page_seed = seed + 10 * index
+        page_height, page_width = (height + 4 * index, width + 3 * index) if varied_sizes else (height, width)
+        photo_size = torch.ones(1, page_height + page_height // 4, page_width + page_width // 4)
         for photo_index, displacement in ((1, 2.0), (2, 5.0)):
-            photo, scan, _ = document_pair(height, width, displacement, seed=page_seed)
+            photo, scan, _ = document_pair(page_height, page_width, displacement, seed=page_seed)
             write_image(rec_dir / f"{index}_{photo_index} copy_rec.png", photo)
             write_image(crop_dir / f"{index}_{photo_index} copy.png", photo_size)
         write_image(scan_dir / f"{index}.png", scan)
