@@ -3,6 +3,7 @@
 // descriptor exists, whole or in strips. The product in the maps' dtype, times 255, clamped to
 // [0, 255] (NaN to 0), truncated: sampling.write_descriptors followed by to_uint8.
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "common.h"
@@ -114,29 +115,84 @@ SIFTFLOW_INLINE uint8_t stored_value(T value) {
     }
 }
 
-// Row y of the output, in tiles of 64 pixels: a tile's values are read channel by channel along x
-// (contiguous in NCHW memory) and written pixel by pixel (contiguous in the output), both in cache.
 struct StoredRow {
     int64_t nan = 0;     // NaN values (stored as 0)
     double largest = 0;  // the largest value (of the others)
 };
 
+constexpr int64_t TILE = 32;  // pixels of a row converted, then transposed, together
+
+// The stored bytes of TILE values read along x (stride 1), 16 at a time as vectors (GCC's vector
+// extensions); counts NaN and keeps the largest value, per lane.
+template <class T>
+struct Runs {
+    typedef T Values __attribute__((vector_size(16 * sizeof(T))));
+    typedef int32_t Ints __attribute__((vector_size(16 * sizeof(int32_t))));
+    typedef uint8_t Bytes __attribute__((vector_size(16)));
+    Ints nan{};
+    Values largest{};
+
+    SIFTFLOW_INLINE void store(const T* values, uint8_t* out) {
+        for (int64_t x = 0; x < TILE; x += 16) {
+            Values v;
+            std::memcpy(&v, values + x, sizeof(Values));
+            largest = v > largest ? v : largest;
+            if constexpr (std::is_same_v<T, uint8_t>) {
+                std::memcpy(out + x, &v, 16);
+            } else {
+                nan -= __builtin_convertvector(v != v, Ints);  // -1 where NaN
+                const Values zero{}, full = zero + static_cast<T>(255);
+                const Values clamped = v > zero ? (v < full ? v : full) : zero;  // NaN: 0
+                const Bytes bytes = __builtin_convertvector(__builtin_convertvector(clamped, Ints), Bytes);
+                std::memcpy(out + x, &bytes, 16);
+            }
+        }
+    }
+    int64_t nan_count() const {
+        int64_t total = 0;
+        for (int k = 0; k < 16; ++k) total += nan[k];
+        return total;
+    }
+    T largest_value() const {
+        T best = 0;
+        for (int k = 0; k < 16; ++k) best = largest[k] > best ? largest[k] : best;
+        return best;
+    }
+};
+
+// Row y of the output. Where x is contiguous in the input (NCHW memory), a tile of TILE pixels is
+// first converted channel by channel (contiguous reads, vector code), then transposed in cache to
+// pixel by pixel (contiguous writes); channels last, each pixel's values are converted as one run;
+// any other layout is read value by value.
 template <class T>
 SIFTFLOW_INLINE StoredRow stored_row(const T* source, int64_t channels, int64_t width, int64_t stride_c,
                                      int64_t stride_x, uint8_t* out) {
-    constexpr int64_t TILE = 64;
-    int64_t nan = 0;
-    T largest = 0;
-    for (int64_t first = 0; first < width; first += TILE) {
-        const int64_t last = std::min(width, first + TILE);
-        for (int64_t c = 0; c < channels; ++c) {
-            const T* values = source + c * stride_c;
-            for (int64_t x = first; x < last; ++x) {
-                const T value = values[x * stride_x];
-                if constexpr (!std::is_same_v<T, uint8_t>) nan += value != value;
-                largest = value > largest ? value : largest;
-                out[x * channels + c] = stored_value(value);
+    Runs<T> runs;
+    int64_t first = 0;
+    if (stride_x == 1) {
+        std::vector<uint8_t> tile(static_cast<size_t>(channels) * TILE);
+        for (; first + TILE <= width; first += TILE) {
+            for (int64_t c = 0; c < channels; ++c) runs.store(source + c * stride_c + first, &tile[c * TILE]);
+            for (int64_t x = 0; x < TILE; ++x) {
+                uint8_t* SIFTFLOW_RESTRICT pixel = out + (first + x) * channels;
+                for (int64_t c = 0; c < channels; ++c) pixel[c] = tile[c * TILE + x];
             }
+        }
+    }
+    if (stride_c == 1 && channels % TILE == 0) {  // channels last: each pixel's values are one run
+        for (int64_t x = first; x < width; ++x) {
+            for (int64_t c = 0; c < channels; c += TILE) runs.store(source + x * stride_x + c, out + x * channels + c);
+        }
+        first = width;
+    }
+    int64_t nan = runs.nan_count();
+    T largest = runs.largest_value();
+    for (int64_t x = first; x < width; ++x) {
+        for (int64_t c = 0; c < channels; ++c) {
+            const T value = source[c * stride_c + x * stride_x];
+            if constexpr (!std::is_same_v<T, uint8_t>) nan += value != value;
+            largest = value > largest ? value : largest;
+            out[x * channels + c] = stored_value(value);
         }
     }
     return {nan, static_cast<double>(largest)};
