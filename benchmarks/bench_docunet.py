@@ -168,7 +168,7 @@ def part_original(binary: str | None, count: int) -> None:
         start = time.perf_counter()
         ours = matcher.match(*sifts, energies="none")[0]
         ours_seconds = time.perf_counter() - start
-        pyramids = [[level[0] for level in CompiledSolver().pyramid(sift, 4, "2010")] for sift in sifts]
+        pyramids = [[level[0] for level in CompiledSolver().pyramid(sift, 4, "2010", "sift")] for sift in sifts]
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "out").mkdir()
             theirs, their_seconds = original_2010(binary, pyramids, Path(folder))
