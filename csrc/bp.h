@@ -65,4 +65,18 @@ double energy(const SweepTerms& terms, const std::vector<int64_t>& unary, int th
 // n % 4 < 2, and sends the dual messages too when n % 8 < 4.
 void sweep(const SweepTerms& terms, int iteration, int threads);
 
+// The kernels compiled once per instruction set (sweep_kernels.h): per label count (5, 7, 9, 21,
+// any other), steps first .. last - 1 of one band; and the smoothness terms of one band's labels.
+using BlockFunction = void (*)(const SweepTerms& terms, int iteration, int band, int first, int last);
+constexpr int BLOCK_COUNTS = 5;
+#define SIFTFLOW_DECLARE_KERNELS(isa)                                                   \
+    namespace isa {                                                                     \
+    extern const BlockFunction blocks[BLOCK_COUNTS];                                    \
+    int64_t band_smoothness(const SweepTerms& terms, int band, int32_t s, int32_t d);   \
+    }
+SIFTFLOW_DECLARE_KERNELS(avx512)
+SIFTFLOW_DECLARE_KERNELS(avx2)
+SIFTFLOW_DECLARE_KERNELS(baseline)
+#undef SIFTFLOW_DECLARE_KERNELS
+
 }  // namespace siftflow

@@ -1,5 +1,8 @@
-// One step of a band as one value: 16 int32 lanes (GCC's vector extensions: one AVX-512 register,
-// two AVX2 ones or four SSE2 ones, whichever build of the kernel runs).
+// One step of a band as one value: 16 int32 lanes, held as 16 / W native vectors of W lanes (GCC's
+// vector extensions): W = 16 is one AVX-512 register, W = 8 two AVX2 ones, W = 4 four SSE2 or NEON
+// ones. The width is the type's, not the compiler's guess: a 64-byte generic vector on AVX2 turns
+// every comparison and lane shuffle into scalar code, so each instruction set gets the width it has
+// (see dispatch.h), and the kernels are written once against Lanes<W>.
 #pragma once
 
 #include <cstring>
@@ -9,35 +12,161 @@
 namespace siftflow {
 namespace {
 
-typedef int32_t V __attribute__((vector_size(LANES * sizeof(int32_t))));  // one step: a value per lane
+template <int W>
+struct Lanes {
+    static_assert(LANES % W == 0, "a whole number of native vectors per step");
+    static constexpr int PARTS = LANES / W;
+    typedef int32_t Native __attribute__((vector_size(W * sizeof(int32_t))));
+    Native part[PARTS];
 
-const V LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    static SIFTFLOW_INLINE Lanes splat(int32_t value) {
+        Lanes out;
+        for (int i = 0; i < PARTS; ++i) out.part[i] = Native{} + value;
+        return out;
+    }
+    static SIFTFLOW_INLINE Lanes index() {  // 0, 1, ..., 15 (from memory: lane-by-lane inserts are slow)
+        alignas(64) static const int32_t values[LANES] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        return load(values);
+    }
+    static SIFTFLOW_INLINE Lanes load(const int32_t* address) {
+        Lanes out;
+        std::memcpy(out.part, __builtin_assume_aligned(address, 64), sizeof(out.part));
+        return out;
+    }
+    SIFTFLOW_INLINE void store(int32_t* address) const {
+        std::memcpy(__builtin_assume_aligned(address, 64), part, sizeof(part));
+    }
+    SIFTFLOW_INLINE int32_t get(int lane) const { return part[lane / W][lane % W]; }
+    SIFTFLOW_INLINE void set(int lane, int32_t value) { part[lane / W][lane % W] = value; }
 
-SIFTFLOW_INLINE V load(const int32_t* address) {
-    V value;
-    std::memcpy(&value, __builtin_assume_aligned(address, 64), sizeof(V));
-    return value;
-}
-SIFTFLOW_INLINE void store(int32_t* address, V value) {
-    std::memcpy(__builtin_assume_aligned(address, 64), &value, sizeof(V));
-}
-SIFTFLOW_INLINE V splat(int32_t value) { return V{} + value; }
-SIFTFLOW_INLINE V vmin(V a, V b) { return a < b ? a : b; }
-SIFTFLOW_INLINE V vmax(V a, V b) { return a > b ? a : b; }
-SIFTFLOW_INLINE V vabs(V a) { return a < 0 ? -a : a; }
+};
 
-// lane 0 of a after a tree of pairwise combinations: the least (greatest) of the 16 lanes
-template <class Combine>
-SIFTFLOW_INLINE int32_t reduce(V a, Combine combine) {
-    a = combine(a, __builtin_shuffle(a, V{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-    a = combine(a, __builtin_shuffle(a, V{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-    a = combine(a, __builtin_shuffle(a, V{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-    a = combine(a, __builtin_shuffle(a, V{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
-    return a[0];
+// (plain loops over the parts, no lambdas: everything must inline into each instruction set's kernel)
+#define SIFTFLOW_LANES_OPERATOR(op)                                                                   \
+    template <int W>                                                                                  \
+    SIFTFLOW_INLINE Lanes<W> operator op(const Lanes<W>& a, const Lanes<W>& b) {                      \
+        Lanes<W> out;                                                                                 \
+        for (int i = 0; i < Lanes<W>::PARTS; ++i) out.part[i] = a.part[i] op b.part[i];               \
+        return out;                                                                                   \
+    }                                                                                                 \
+    template <int W>                                                                                  \
+    SIFTFLOW_INLINE Lanes<W> operator op(const Lanes<W>& a, int32_t b) {                              \
+        return a op Lanes<W>::splat(b);                                                               \
+    }                                                                                                 \
+    template <int W>                                                                                  \
+    SIFTFLOW_INLINE Lanes<W> operator op(int32_t a, const Lanes<W>& b) {                              \
+        return Lanes<W>::splat(a) op b;                                                               \
+    }
+
+// arithmetic, bitwise, and comparisons giving masks (-1 where true, 0 where false)
+SIFTFLOW_LANES_OPERATOR(+)
+SIFTFLOW_LANES_OPERATOR(-)
+SIFTFLOW_LANES_OPERATOR(*)
+SIFTFLOW_LANES_OPERATOR(&)
+SIFTFLOW_LANES_OPERATOR(|)
+SIFTFLOW_LANES_OPERATOR(==)
+SIFTFLOW_LANES_OPERATOR(<)
+SIFTFLOW_LANES_OPERATOR(>)
+SIFTFLOW_LANES_OPERATOR(>=)
+#undef SIFTFLOW_LANES_OPERATOR
+
+template <int W>
+SIFTFLOW_INLINE Lanes<W>& operator+=(Lanes<W>& a, const Lanes<W>& b) {
+    return a = a + b;
 }
-SIFTFLOW_INLINE int32_t least_lane(V a) { return reduce(a, vmin); }
-SIFTFLOW_INLINE int32_t greatest_lane(V a) { return reduce(a, vmax); }
-SIFTFLOW_INLINE int32_t lane_sum(V a) { return reduce(a, [](V x, V y) { return x + y; }); }
+template <int W>
+SIFTFLOW_INLINE Lanes<W>& operator+=(Lanes<W>& a, int32_t b) {
+    return a = a + b;
+}
+template <int W>
+SIFTFLOW_INLINE Lanes<W> operator-(const Lanes<W>& a) {
+    return 0 - a;
+}
+
+// mask ? a : b, lane by lane
+template <int W>
+SIFTFLOW_INLINE Lanes<W> select(const Lanes<W>& mask, const Lanes<W>& a, const Lanes<W>& b) {
+    Lanes<W> out;
+    for (int i = 0; i < Lanes<W>::PARTS; ++i) out.part[i] = mask.part[i] ? a.part[i] : b.part[i];
+    return out;
+}
+template <int W>
+SIFTFLOW_INLINE Lanes<W> vmin(const Lanes<W>& a, const Lanes<W>& b) {
+    Lanes<W> out;
+    for (int i = 0; i < Lanes<W>::PARTS; ++i) out.part[i] = a.part[i] < b.part[i] ? a.part[i] : b.part[i];
+    return out;
+}
+template <int W>
+SIFTFLOW_INLINE Lanes<W> vmax(const Lanes<W>& a, const Lanes<W>& b) {
+    Lanes<W> out;
+    for (int i = 0; i < Lanes<W>::PARTS; ++i) out.part[i] = a.part[i] > b.part[i] ? a.part[i] : b.part[i];
+    return out;
+}
+template <int W>
+SIFTFLOW_INLINE Lanes<W> vabs(const Lanes<W>& a) {
+    return vmax(a, -a);
+}
+
+// first, first + 1, ..., first + W - 1 as a constant shuffle mask
+template <class Native, int W>
+SIFTFLOW_INLINE Native shuffle_mask(int first) {
+    if constexpr (W == 16) {
+        return first == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+                          : Native{15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30};
+    } else if constexpr (W == 8) {
+        return first == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8} : Native{7, 8, 9, 10, 11, 12, 13, 14};
+    } else {
+        return first == 1 ? Native{1, 2, 3, 4} : Native{3, 4, 5, 6};
+    }
+}
+
+// lanes 0..14 = a's lanes 1..15, lane 15 = last: what the next lane holds (the last from elsewhere)
+template <int W>
+SIFTFLOW_INLINE Lanes<W> shift_in_next(const Lanes<W>& a, int32_t last) {
+    typedef typename Lanes<W>::Native Native;
+    const Native mask = shuffle_mask<Native, W>(1);
+    Lanes<W> out;
+    for (int i = 0; i < Lanes<W>::PARTS; ++i) {
+        const Native next = i + 1 < Lanes<W>::PARTS ? a.part[i + 1] : Native{} + last;
+        out.part[i] = __builtin_shuffle(a.part[i], next, mask);
+    }
+    return out;
+}
+
+// lane 0 = first, lanes 1..15 = a's lanes 0..14: what the previous lane holds
+template <int W>
+SIFTFLOW_INLINE Lanes<W> shift_in_previous(int32_t first, const Lanes<W>& a) {
+    typedef typename Lanes<W>::Native Native;
+    const Native mask = shuffle_mask<Native, W>(W - 1);
+    Lanes<W> out;
+    for (int i = 0; i < Lanes<W>::PARTS; ++i) {
+        const Native previous = i > 0 ? a.part[i - 1] : Native{} + first;
+        out.part[i] = __builtin_shuffle(previous, a.part[i], mask);
+    }
+    return out;
+}
+
+// the least, the greatest, the sum of the 16 lanes
+template <int W>
+SIFTFLOW_INLINE int32_t least_lane(const Lanes<W>& a) {
+    typename Lanes<W>::Native m = a.part[0];
+    for (int i = 1; i < Lanes<W>::PARTS; ++i) m = m < a.part[i] ? m : a.part[i];
+    int32_t out = m[0];
+    for (int k = 1; k < W; ++k) out = m[k] < out ? m[k] : out;
+    return out;
+}
+template <int W>
+SIFTFLOW_INLINE int32_t greatest_lane(const Lanes<W>& a) {
+    return -least_lane(-a);
+}
+template <int W>
+SIFTFLOW_INLINE int32_t lane_sum(const Lanes<W>& a) {
+    typename Lanes<W>::Native m = a.part[0];
+    for (int i = 1; i < Lanes<W>::PARTS; ++i) m += a.part[i];
+    int32_t out = 0;
+    for (int k = 0; k < W; ++k) out += m[k];
+    return out;
+}
 
 }  // namespace
 }  // namespace siftflow

@@ -2,6 +2,7 @@
 // takes the number of threads it may use (the Python side passes torch.get_num_threads()) and
 // releases the GIL while it runs.
 #include "common.h"
+#include "dispatch.h"
 
 namespace siftflow {
 void register_matcher(py::module_& m);
@@ -17,6 +18,9 @@ PYBIND11_MODULE(_kernels, m) {
     siftflow::register_pyramid(m);
     siftflow::register_matlab(m);
     siftflow::register_descriptor(m);
+    m.def("isa", &siftflow::isa_name,
+          "The instruction set the hand-vectorised kernels run with: avx512, avx2 or baseline (the CPU's best, "
+          "or SIFTFLOW_NN_ISA's where that is one the CPU has).");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else

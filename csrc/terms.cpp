@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "bp.h"
-#include "lanes.h"
+#include "dispatch.h"
 
 namespace siftflow {
 namespace {
@@ -244,35 +244,18 @@ SIFTFLOW_INLINE int64_t unary_of_step(const SweepTerms& terms, int band, int ste
     return total;
 }
 
-// the smoothness terms of one band's steps with integral s and d (exact)
-SIFTFLOW_CLONES int64_t band_smoothness_integral(const SweepTerms& terms, int band, int32_t s, int32_t d) {
-    const BandGrid& grid = *terms.grid;
-    const size_t labels_layer = grid.size(1);
-    // min(|diff| s, d) = min(min(|diff|, d / s + 1) s, d): no product can overflow
-    const int32_t far = s > 0 ? d / s + 1 : 0;
-    const V y = band * LANES + LANE;
-    int64_t total = 0;
-    for (int step = 1; step < grid.steps - 1; ++step) {
-        const V x = (step - 1) - LANE;
-        const V inside = (x >= 0) & (x < grid.width) & (y < grid.height);
-        const V has_right = inside & (x < grid.width - 1), has_below = inside & (y < grid.height - 1);
-        const bool spills = band + 1 < grid.bands && step >= LANES - 1;
-        V sum{};
-        for (int layer = 0; layer < 2; ++layer) {
-            const int32_t* labels = terms.labels + layer * labels_layer;
-            const int32_t* offsets = terms.offsets + layer * labels_layer;
-            const V flow = load(labels + grid.at(band, step, 1)) + load(offsets + grid.at(band, step, 1));
-            const V next = load(labels + grid.at(band, step + 1, 1)) + load(offsets + grid.at(band, step + 1, 1));
-            const int32_t spilled = spills ? labels[grid.at(band + 1, step - LANES + 1, 1)] +
-                                                 offsets[grid.at(band + 1, step - LANES + 1, 1)]
-                                           : 0;
-            // the lower neighbour: the next lane one step on, or the next band's lane 0
-            const V below = __builtin_shuffle(next, splat(spilled), V{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
-            sum += vmin(vmin(vabs(flow - next), splat(far)) * s, splat(d)) & has_right;
-            sum += vmin(vmin(vabs(flow - below), splat(far)) * s, splat(d)) & has_below;
-        }
-        for (int lane = 0; lane < LANES; ++lane) total += sum[lane];
-        if (terms.unary == nullptr) total += unary_of_step(terms, band, step);
+int64_t band_smoothness_integral(const SweepTerms& terms, int band, int32_t s, int32_t d) {
+    int64_t total;
+#if SIFTFLOW_LEVELS
+    if (isa() == AVX512) {
+        total = avx512::band_smoothness(terms, band, s, d);
+    } else if (isa() == AVX2) {
+        total = avx2::band_smoothness(terms, band, s, d);
+    } else
+#endif
+    total = baseline::band_smoothness(terms, band, s, d);
+    if (terms.unary == nullptr) {
+        for (int step = 1; step < terms.grid->steps - 1; ++step) total += unary_of_step(terms, band, step);
     }
     return total;
 }
