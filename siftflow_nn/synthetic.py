@@ -241,8 +241,9 @@ def write_document_benchmark(
     ``folder/scan/{i}.png`` and ``folder/rec/{i}_1 copy_rec.png``, ``{i}_2 copy_rec.png`` (the
     second photo more displaced than the first), ``i = 1 .. scans``; and the distorted photos'
     sizes as ``folder/crop/{i}_{m} copy.png``, white pages a quarter larger than the scan (all the
-    ``uvdoc`` OCR protocol reads of them). ``varied_sizes``: page ``i`` is ``(height + 4 i) x
-    (width + 3 i)``, a different size per scan as in the real benchmark. Returns ``(rec, scan)``.
+    ``uvdoc`` OCR protocol reads of them). ``varied_sizes``: page ``i`` is ``(height + 4 k) x
+    (width + 3 k)`` with ``k = i - (scans + 1) // 2``, a different size per scan as in the real
+    benchmark, centred on ``height x width``. Returns ``(rec, scan)``.
     """
     from siftflow_nn.io import write_image
 
@@ -251,7 +252,8 @@ def write_document_benchmark(
         made.mkdir(parents=True, exist_ok=True)
     for index in range(1, scans + 1):
         page_seed = seed + 10 * index
-        page_height, page_width = (height + 4 * index, width + 3 * index) if varied_sizes else (height, width)
+        step = index - (scans + 1) // 2 if varied_sizes else 0
+        page_height, page_width = height + 4 * step, width + 3 * step
         photo_size = torch.ones(1, page_height + page_height // 4, page_width + page_width // 4)
         for photo_index, displacement in ((1, 2.0), (2, 5.0)):
             photo, scan, _ = document_pair(page_height, page_width, displacement, seed=page_seed)

@@ -57,3 +57,13 @@ class TestAppearanceChange(BaseTester):
             appearance_change(image[None])
         with pytest.raises(ValueError, match="got a torch.uint8 tensor"):
             appearance_change((image * 255).to(torch.uint8))
+
+
+def test_a_varied_document_benchmark_has_a_page_size_per_scan_centred_on_the_size_asked(tmp_path):
+    from siftflow_nn.io import read_image
+    from siftflow_nn.synthetic import write_document_benchmark
+
+    rec_dir, scan_dir = write_document_benchmark(tmp_path, scans=3, height=40, width=30, varied_sizes=True)
+    sizes = [tuple(read_image(scan_dir / f"{index}.png").shape[-2:]) for index in (1, 2, 3)]
+    assert sizes == [(36, 27), (40, 30), (44, 33)]
+    assert tuple(read_image(rec_dir / "3_2 copy_rec.png").shape[-2:]) == (44, 33)
