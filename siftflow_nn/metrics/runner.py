@@ -58,7 +58,7 @@ __all__ = [
 
 # A pair's peak memory over its process's own: PAIR_BYTES (the benchmark-size stages) plus
 # PIXEL_BYTES per pixel of its larger image (its resize to the benchmark's size is the peak), and a
-# process's own once it has scored a pair (torch, numba's kernels). Measured with the peak RSS of
+# process's own once it has scored a pair (torch, the compiled kernels). Measured with the peak RSS of
 # one process scoring one pair: 0.22 GB over its own for two 6 Mpx images, 1.1 GB for a 24 Mpx
 # photo (with a 0.9 Mpx or a 24 Mpx scan), 430 MB its own (490 MB at a small pair's peak); the
 # issue's 108 Mpx photo peaked at 5.8 GB.
@@ -424,7 +424,7 @@ def _run(jobs: list[tuple[str, object]], count: int) -> Iterator[tuple[tuple[str
     """``(job, its outcome)`` as they finish, on this process and ``count - 1`` workers.
 
     This process works in its main thread, between looks at the workers' pipes: no thread of its
-    own can be left inside torch's or numba's code when the process ends (interrupted, or a worker
+    own can be left inside torch's or the kernels' code when the process ends (interrupted, or a worker
     died), which aborts a process. Each worker holds up to two jobs, so that it has the next at
     hand while this process is busy with its own.
     """
@@ -475,7 +475,7 @@ class _Pool:
     HELD = 2  # jobs a worker holds at most: the one under way and the next
 
     def __init__(self, count: int, threads: int) -> None:
-        # spawn, not fork: a forked copy of a process running torch's or numba's threads can hang
+        # spawn, not fork: a forked copy of a process running torch's or OpenMP's threads can hang
         context = multiprocessing.get_context("spawn")
         self.workers = [_Worker(context, threads) for _ in range(count)]
         self.alive = {worker.connection: worker for worker in self.workers}

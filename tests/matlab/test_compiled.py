@@ -96,7 +96,7 @@ class TestCompiledPath(BaseTester):
 
 def test_ssim_is_the_same_to_the_bit_on_one_and_two_threads():
     """Blocks of rows are summed in their order whatever thread computed them: CSVs from
-    ``docunet --jobs 1`` and ``--jobs 2`` agree (numba's parallel reduction differed in the last bit)."""
+    ``docunet --jobs 1`` and ``--jobs 2`` agree (a reduction in thread order differed in the last bit)."""
     image1, image2 = _image((1, 1, 300, 211), torch.float64), _image((1, 1, 300, 211), torch.float64, seed=1)
     before = torch.get_num_threads()
     try:
