@@ -34,12 +34,14 @@ autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# Attributes: sections as fields of their class: autodoc documents a NamedTuple's fields as members already.
+napoleon_use_ivar = True
 napoleon_custom_sections = [("Shape", "params_style")]  # kornia's section for input and output shapes
 
 # Every cross-reference to this package must resolve. The libraries' own types stay plain text: their
 # inventories (intersphinx) would need the network at build time, which CI may not have.
 nitpicky = True
-_LIBRARIES = r"(torch|numpy|np|collections|pathlib|os|typing|pytorch_lightning|lightning)"
+_LIBRARIES = r"(torch|numpy|np|collections|pathlib|os|typing|pytorch_lightning|lightning|PIL|torchmetrics)"
 nitpick_ignore_regex = [(r"py:.*", _LIBRARIES + r"(\..*)?")]
 nitpick_ignore = [
     ("py:class", "Path"),  # a string annotation (``from __future__ import annotations``) of pathlib.Path

@@ -30,6 +30,13 @@ README = ROOT / "README.md"
 PUBLIC_MODULES = [
     "siftflow_nn",
     "siftflow_nn.metrics",
+    "siftflow_nn.metrics.layouts",
+    "siftflow_nn.metrics.runner",
+    "siftflow_nn.metrics.results",
+    "siftflow_nn.metrics.report",
+    "siftflow_nn.metrics.ocr",
+    "siftflow_nn.metrics.figures",
+    "siftflow_nn.metrics.training",
     "siftflow_nn.matlab",
     "siftflow_nn.export",
     "siftflow_nn.lightning",

@@ -21,7 +21,7 @@ __all__ = ["SUMMARY_COLUMNS", "flow_figure", "summary_figure"]
 
 INSTALL_HINT = "pip install 'siftflow_nn[plot]'"
 
-# The per-pair CSV's score columns, in the papers' order: (title, whether higher is better).
+#: The per-pair CSV's score columns in the papers' order, each with (title, whether higher is better).
 SUMMARY_COLUMNS = {
     "ms_ssim": ("MS-SSIM", True),
     "ld": ("LD", False),

@@ -139,6 +139,7 @@ DIR300_OCR_SCANS = (  # DocGeoNet's OCR_eval_DIR300.py: its 90 images
 UVDOC_OCR_SCANS = (1, 2, 3, 9, 10, 17, 18, 19, 21, 23, 29, 32, 33, 34, 36, 37, 41, 45, 46, 48)  # OCR_FILES_UVDOC
 # fmt: on
 
+#: The benchmarks' layouts by name (``"docunet"``, ``"dir300"``, ``"uvdoc"``).
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (

@@ -49,9 +49,9 @@ __all__ = [
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
-# The DocUNet scans whose two photos are OCR'd: DocTr's list (its "Setting 1", 60 images) and
-# DewarpNet's (DocTr's "Setting 2", the list in UVDoc's ocr_files.txt, 50 images).
 # fmt: off
+#: The DocUNet scans whose two photos are OCR'd, by subset name. DocTr's list (its "Setting 1", 60 images) and
+#: DewarpNet's (DocTr's "Setting 2", the list in UVDoc's ocr_files.txt, 50 images).
 DOCUNET_SUBSETS: dict[str, tuple[int, ...]] = {
     "setting1": (1, 2, 3, 4, 5, 6, 7, 9, 10, 21, 22, 23, 24, 27, 30, 31, 32, 36, 38, 40, 41, 44, 45, 46, 47, 48, 50,
                  51, 52, 53),
@@ -82,6 +82,7 @@ class OCRProtocol(NamedTuple):
     source: str
 
 
+#: The two OCR protocols in use by name, ``"doctr"`` and ``"uvdoc"`` (see ``OCRProtocol``).
 OCR_PROTOCOLS: dict[str, OCRProtocol] = {
     "doctr": OCRProtocol("doctr", "", False, "raw", "setting1", "fh2019ustc/DocTr OCR_eval.py"),
     "uvdoc": OCRProtocol("uvdoc", "--oem 1", True, "jiwer", "setting2", "tanguymagne/UVDoc eval/ocr_eval/ocr_eval.py"),

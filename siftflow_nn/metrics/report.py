@@ -17,6 +17,7 @@ from siftflow_nn.io import atomic_path
 
 __all__ = ["COLUMN_TITLES", "Mean", "markdown_report", "mean_lines", "means", "paper_table", "write_report"]
 
+#: Each score column's title in the papers' tables.
 COLUMN_TITLES = {"ms_ssim": "MS-SSIM", "ld": "LD", "li_d": "Li-D", "ad": "AD", "ed": "ED", "cer": "CER"}
 _TABLE_DIGITS = {"ms_ssim": 4, "ld": 2, "li_d": 2, "ad": 3, "ed": 2, "cer": 4}  # as the papers print them
 _LINE_DIGITS = {"ms_ssim": 6, "ld": 4, "li_d": 4, "ad": 4, "ed": 2, "cer": 4}

@@ -32,7 +32,9 @@ from siftflow_nn.io import OutputError, atomic_path
 
 __all__ = ["COLUMNS", "METRICS", "ResultsError", "ResultsFile", "Row", "Source", "file_sha256"]
 
+#: The score columns of the per-pair CSV, in the papers' order.
 METRICS = ("ms_ssim", "ld", "li_d", "ad", "ed", "cer")
+#: The per-pair CSV's header (the files, the scores, the files' SHA-256 and the settings they were scored with).
 COLUMNS = ("result", "scan", "photo", *METRICS, "result_sha256", "scan_sha256", "photo_sha256", "settings")
 _EARLIER_COLUMNS = ("unwarped", "scan", "ms_ssim", "ld", "li_d")  # before rows said what they came from
 

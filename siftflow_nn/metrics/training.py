@@ -20,7 +20,7 @@ from siftflow_nn.metrics.docunet import Images, docunet_metrics, ms_ssim_docunet
 
 __all__ = ["DOCUNET_METRICS", "DocUNetMetrics"]
 
-# The per-pair CSV's name of each metric -> its field in docunet_metrics' DocUNetScores.
+#: The per-pair CSV's name of each metric -> its field in docunet_metrics' DocUNetScores.
 DOCUNET_METRICS = {
     "ms_ssim": "ms_ssim",
     "ld": "local_distortion",
