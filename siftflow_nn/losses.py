@@ -35,6 +35,7 @@ __all__ = [
     "sift_flow_warp_loss",
 ]
 
+#: The descriptor distances a loss can use (``metric=``).
 METRICS = ("l1", "l2", "cosine", "charbonnier")
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -459,7 +460,7 @@ def census_loss(
     within ``patch_size // 2`` of the border (whose window leaves the image) do not count.
 
     For unsupervised flow, compare image 1 with image 2 warped back by the flow, masked where the
-    flow leaves the image (as :func:`sift_flow_warp_loss` does with descriptors):
+    flow leaves the image (as :func:`siftflow_nn.sift_flow_warp_loss` does with descriptors):
     ``census_loss(image1, warp(image2, flow), mask=warp_valid_mask(flow))``.
 
     Args:

@@ -43,6 +43,7 @@ PUBLIC_MODULES = [
     "siftflow_nn.lightning.training",
     "siftflow_nn.lightning.extraction",
     "siftflow_nn.lightning.reader",
+    "siftflow_nn.losses",
     "siftflow_nn.synthetic",
     "siftflow_nn.io",
 ]
