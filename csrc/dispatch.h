@@ -5,6 +5,8 @@
 // compiler vectorises itself, are multiversioned by SIFTFLOW_CLONES (common.h) instead.
 #pragma once
 
+#include <string>
+
 #include "common.h"
 
 namespace siftflow {
@@ -13,6 +15,9 @@ enum Isa { AVX512 = 0, AVX2 = 1, BASELINE = 2, ISA_COUNT = 3 };
 
 Isa isa();                // the one in use
 const char* isa_name();   // "avx512", "avx2" or "baseline"
+// Switches to another the CPU has (the tests run every build in one process); returns the one before.
+// Not while a kernel runs.
+std::string use_isa(const std::string& name);
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__APPLE__)
 #define SIFTFLOW_LEVELS 1  // sweeps_avx512.cpp and sweeps_avx2.cpp build their kernels

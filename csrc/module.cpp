@@ -21,6 +21,10 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("isa", &siftflow::isa_name,
           "The instruction set the hand-vectorised kernels run with: avx512, avx2 or baseline (the CPU's best, "
           "or SIFTFLOW_NN_ISA's where that is one the CPU has).");
+    m.def("use_isa", &siftflow::use_isa, py::arg("name"),
+          "Run the hand-vectorised kernels with another instruction set the CPU has, from the next call on "
+          "(for tests: every build gives the same bits); returns the one before. ValueError for a set the CPU "
+          "lacks or an unknown name.");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else

@@ -25,3 +25,36 @@ def dtype(request) -> torch.dtype:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def _kernel_builds() -> list[str]:
+    """The builds of the hand-vectorised kernels (csrc/dispatch.h) this CPU can run, best first."""
+    from siftflow_nn import _native
+
+    if _native.kernels is None:
+        return ["missing"]  # tests/test_native.py fails the suite; the tests run the torch fallback
+    before, builds = _native.kernels.isa(), []
+    for build in ("avx512", "avx2", "baseline"):
+        try:
+            _native.kernels.use_isa(build)
+            builds.append(build)
+        except ValueError:
+            pass
+    _native.kernels.use_isa(before)
+    return builds
+
+
+@pytest.fixture(params=_kernel_builds())
+def every_build(request):
+    """Runs the test once per build of the sweeps and the energy that the CPU can run: a process uses
+    its best only, so the others would go untested where they are the users' (CPUs without AVX-512)."""
+    from siftflow_nn import _native
+
+    if _native.kernels is None:
+        yield request.param
+        return
+    before = _native.kernels.use_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _native.kernels.use_isa(before)

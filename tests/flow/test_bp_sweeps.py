@@ -94,6 +94,7 @@ def _energy(labels, offsets, data, costs, s, d):
     [(19, 21, 2, 1.5, 7.3), (35, 9, 2, 510, 10200), (7, 30, 2, 3.25, 1e9)],
 )
 @pytest.mark.parametrize("threads", [1, 2], ids=["bands in turn", "wavefront"])
+@pytest.mark.usefixtures("every_build")
 def test_sweeps_equal_the_original_raster_order(height, width, window, s, d, threads):
     """One thread runs the bands one after the other, more run the wavefront: both the original's."""
     rng = np.random.default_rng(height * width)

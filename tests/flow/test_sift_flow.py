@@ -35,6 +35,7 @@ def _descriptors_u8(image1: torch.Tensor, image2: torch.Tensor) -> tuple[torch.T
 
 class TestSIFTFlow(BaseTester):
     @pytest.mark.parametrize("name", FLOW_CASES)
+    @pytest.mark.usefixtures("every_build")
     def test_energy_matches_the_original_exactly(self, name):
         """Our energy of the original's final labelling equals the energy the original reported."""
         case = _load_flow_case(name)
@@ -111,6 +112,7 @@ class TestSIFTFlow(BaseTester):
             SIFTFlow(alpha=-1)
 
     @pytest.mark.parametrize("name", FLOW_CASES)
+    @pytest.mark.usefixtures("every_build")
     def test_compiled_solver_reproduces_the_original_at_every_level(self, name):
         """Pyramid, offsets, every iteration's energy and the flow of every level equal the original's."""
         case = _load_flow_case(name)
