@@ -21,25 +21,65 @@ struct CellMap {
     int64_t bins, height, width;
 };
 
-// Row y of every cell: each pixel's bytes are written while its cache lines are held (cell by
-// cell over the whole image is 2-3x slower).
+// Row y of every cell, a vector of pixels at a time: each cell's bin is read as a run of values
+// (where pixel by pixel the 128 bins are 128 streams a plane apart), scaled and clamped without
+// branches (NaN fails both comparisons: 0), and the bytes of those pixels written while their cache
+// lines are held. The same products in the same order as the scalar definition: the same bytes.
+template <class T>
+struct RowVectors;  // one AVX2 register of T, and as many int32
+template <>
+struct RowVectors<float> {
+    typedef float Values __attribute__((vector_size(32)));
+    typedef int32_t Ints __attribute__((vector_size(32)));
+};
+template <>
+struct RowVectors<double> {
+    typedef double Values __attribute__((vector_size(32)));
+    typedef int32_t Ints __attribute__((vector_size(16)));
+};
+
 template <class T>
 SIFTFLOW_INLINE void write_row(const std::vector<CellMap<T>>& maps, const std::vector<CellSource>& sources,
                                const T* norms, int width, int y, uint8_t* row, int64_t stride) {
+    typedef typename RowVectors<T>::Values Values;
+    typedef typename RowVectors<T>::Ints Ints;
+    constexpr int N = sizeof(Values) / sizeof(T);
     const T full = static_cast<T>(255);
-    int64_t channel = 0;
-    for (const CellSource& source : sources) {
-        const CellMap<T>& cells = maps[source.map];
-        for (int x = 0; x < width; ++x) {
-            const T scale = norms[x];
-            uint8_t* SIFTFLOW_RESTRICT target = row + x * stride + channel;
-            const T* SIFTFLOW_RESTRICT value = cells.data + (source.top + y) * cells.width + source.left + x;
-            for (int64_t b = 0; b < cells.bins; ++b) {
-                const T stored = value[b * cells.height * cells.width] * scale * full;
-                target[b] = static_cast<uint8_t>(static_cast<int32_t>(stored > 0 ? (stored < full ? stored : full) : 0));
+    const Values zero{}, top = zero + full;
+    int first = 0;
+    for (; first + N <= width; first += N) {
+        Values scale;
+        std::memcpy(&scale, norms + first, sizeof(Values));
+        int64_t channel = 0;
+        for (const CellSource& source : sources) {
+            const CellMap<T>& cells = maps[source.map];
+            const int64_t plane = cells.height * cells.width, bins = cells.bins;
+            const T* start = cells.data + (source.top + y) * cells.width + source.left + first;
+            uint8_t* target = row + first * stride + channel;
+            for (int64_t b = 0; b < bins; ++b) {
+                Values value;
+                std::memcpy(&value, start + b * plane, sizeof(Values));
+                Values stored = value * scale * full;
+                stored = stored > 0 ? stored : zero;
+                stored = stored < full ? stored : top;
+                const Ints bytes = __builtin_convertvector(stored, Ints);
+                for (int x = 0; x < N; ++x) target[x * stride + b] = static_cast<uint8_t>(bytes[x]);
             }
+            channel += bins;
         }
-        channel += cells.bins;
+    }
+    for (; first < width; ++first) {  // the last pixels, one at a time
+        int64_t channel = 0;
+        for (const CellSource& source : sources) {
+            const CellMap<T>& cells = maps[source.map];
+            const T* value = cells.data + (source.top + y) * cells.width + source.left + first;
+            for (int64_t b = 0; b < cells.bins; ++b) {
+                const T stored = value[b * cells.height * cells.width] * norms[first] * full;
+                row[first * stride + channel + b] =
+                    static_cast<uint8_t>(static_cast<int32_t>(stored > 0 ? (stored < full ? stored : full) : 0));
+            }
+            channel += cells.bins;
+        }
     }
 }
 

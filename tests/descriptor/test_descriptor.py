@@ -271,6 +271,17 @@ class TestSIFTFlowDescriptor(BaseTester):
             assert sf.sift_flow_descriptor(images, **options, out=out) is out
             assert out.is_contiguous(memory_format=layout) and torch.equal(out, expected)
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+    @pytest.mark.parametrize("width", [61, 13, 3])
+    def test_uint8_out_at_any_width_and_with_nan_equals_to_uint8(self, dtype, width):
+        """The compiled writer takes a vector of pixels at a time and the rest one by one; NaN reads as 0."""
+        images = _hard_images(torch.device("cpu"))[..., :width].to(dtype).contiguous()
+        images[1, :, 5, 2] = float("nan")
+        expected = sf.to_uint8(sf.sift_flow_descriptor(images, cell_size=2))
+        out = torch.empty(expected.shape, dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+        sf.sift_flow_descriptor(images, cell_size=2, out=out)
+        assert torch.equal(out, expected) and (expected[1] == 0).any()
+
     def test_uint8_out_under_autocast_truncates_like_to_uint8(self):
         images = _hard_images(torch.device("cpu"))
         with torch.autocast("cpu", dtype=torch.bfloat16):
