@@ -200,6 +200,25 @@ struct Runs {
     }
 };
 
+typedef uint8_t Bytes16 __attribute__((vector_size(16)));
+
+// 16 rows of 16 bytes (in, in_stride apart) into 16 columns (out, out_stride apart): four rounds of
+// interleaving row i with row i + 8, 64 byte shuffles where byte by byte is 256 loads and stores.
+SIFTFLOW_INLINE void transpose_16(const uint8_t* in, int64_t in_stride, uint8_t* out, int64_t out_stride) {
+    const Bytes16 low{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    const Bytes16 high{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    Bytes16 rows[16], next[16];
+    for (int i = 0; i < 16; ++i) std::memcpy(&rows[i], in + i * in_stride, 16);
+    for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < 8; ++i) {
+            next[2 * i] = __builtin_shuffle(rows[i], rows[i + 8], low);
+            next[2 * i + 1] = __builtin_shuffle(rows[i], rows[i + 8], high);
+        }
+        std::memcpy(rows, next, sizeof(rows));
+    }
+    for (int j = 0; j < 16; ++j) std::memcpy(out + j * out_stride, &rows[j], 16);
+}
+
 // Row y of the output. Where x is contiguous in the input (NCHW memory), a tile of TILE pixels is
 // first converted channel by channel (contiguous reads, vector code), then transposed in cache to
 // pixel by pixel (contiguous writes); channels last, each pixel's values are converted as one run;
@@ -213,9 +232,15 @@ SIFTFLOW_INLINE StoredRow stored_row(const T* source, int64_t channels, int64_t 
         std::vector<uint8_t> tile(static_cast<size_t>(channels) * TILE);
         for (; first + TILE <= width; first += TILE) {
             for (int64_t c = 0; c < channels; ++c) runs.store(source + c * stride_c + first, &tile[c * TILE]);
-            for (int64_t x = 0; x < TILE; ++x) {
+            int64_t c0 = 0;
+            for (; c0 + 16 <= channels; c0 += 16) {
+                for (int64_t x0 = 0; x0 < TILE; x0 += 16) {
+                    transpose_16(&tile[c0 * TILE + x0], TILE, out + (first + x0) * channels + c0, channels);
+                }
+            }
+            for (int64_t x = 0; x < TILE; ++x) {  // channels beyond a multiple of 16
                 uint8_t* SIFTFLOW_RESTRICT pixel = out + (first + x) * channels;
-                for (int64_t c = 0; c < channels; ++c) pixel[c] = tile[c * TILE + x];
+                for (int64_t c = c0; c < channels; ++c) pixel[c] = tile[c * TILE + x];
             }
         }
     }
