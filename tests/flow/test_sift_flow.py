@@ -1,6 +1,7 @@
 """local_match, soft_local_match and SIFTFlow: accuracy on pairs with known flow, the original's energy."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -313,3 +314,30 @@ class TestMatchInputs(BaseTester):
         messages = [str(warning.message) for warning in warned]
         for name in ("sift1", "sift2"):
             assert any(message.startswith(f"{name} looks like descriptors on the [0, 1] scale") for message in messages)
+
+
+@pytest.mark.parametrize("channels", [128, 40, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8])
+@pytest.mark.parametrize("layout", ["chw", "hwc", "strided"])
+def test_stored_hwc_is_the_mex_s_reading_in_any_layout(channels, dtype, layout):
+    """The one-pass conversion (tiles of 32 pixels, 16 x 16 byte transposes, tails one by one) gives
+    the bytes of the definition: truncated, clamped to 0..255, NaN as 0, channels last."""
+    from siftflow_nn.flow.compiled import stored_hwc
+
+    values = torch.rand(channels, 5, 75, dtype=torch.float64) * 300 - 20
+    if dtype == torch.uint8:
+        values = values.clamp(0, 255)
+    sift = values.to(dtype)
+    if dtype != torch.uint8:
+        sift[3, 2, 40] = float("nan")
+    expected = torch.nan_to_num(sift.double(), nan=0.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+    if layout == "hwc":
+        sift = sift.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    elif layout == "strided":
+        wide = torch.zeros(channels, 5, 150, dtype=dtype)
+        wide[:, :, ::2] = sift
+        sift = wide[:, :, ::2]  # x two values apart
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the NaN is named; here only the bytes matter
+        stored = torch.from_numpy(stored_hwc(sift, "sift1"))
+    assert torch.equal(stored, expected)
