@@ -79,4 +79,11 @@ SIFTFLOW_DECLARE_KERNELS(avx2)
 SIFTFLOW_DECLARE_KERNELS(baseline)
 #undef SIFTFLOW_DECLARE_KERNELS
 
+struct SweepKernels {
+    const BlockFunction* blocks;
+    int64_t (*band_smoothness)(const SweepTerms& terms, int band, int32_t s, int32_t d);
+};
+// The build of the instruction set in use (dispatch.h): the one place that chooses among them.
+const SweepKernels& sweep_kernels();
+
 }  // namespace siftflow

@@ -20,14 +20,24 @@ constexpr int BLOCK_STEPS = 32;  // steps per unit of parallel work; at least LA
 
 BlockFunction block_for(int count) {
     const int which = count == 5 ? 0 : count == 7 ? 1 : count == 9 ? 2 : count == 21 ? 3 : 4;
-#if SIFTFLOW_LEVELS
-    if (isa() == AVX512) return avx512::blocks[which];
-    if (isa() == AVX2) return avx2::blocks[which];
-#endif
-    return baseline::blocks[which];
+    return sweep_kernels().blocks[which];
 }
 
 }  // namespace
+
+const SweepKernels& sweep_kernels() {
+    static const SweepKernels builds[ISA_COUNT] = {
+#if SIFTFLOW_LEVELS
+        {avx512::blocks, avx512::band_smoothness},
+        {avx2::blocks, avx2::band_smoothness},
+#else  // never chosen: the dispatch answers BASELINE
+        {baseline::blocks, baseline::band_smoothness},
+        {baseline::blocks, baseline::band_smoothness},
+#endif
+        {baseline::blocks, baseline::band_smoothness},
+    };
+    return builds[isa()];
+}
 
 // One iteration of BP_S. Blocks of BLOCK_STEPS steps run in parallel on diagonals 2 * band + block:
 // a block needs the one before it in its band, and the upper band's up to LANES - 1 steps ahead

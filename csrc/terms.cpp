@@ -7,7 +7,6 @@
 #include <limits>
 
 #include "bp.h"
-#include "dispatch.h"
 
 namespace siftflow {
 namespace {
@@ -245,15 +244,7 @@ SIFTFLOW_INLINE int64_t unary_of_step(const SweepTerms& terms, int band, int ste
 }
 
 int64_t band_smoothness_integral(const SweepTerms& terms, int band, int32_t s, int32_t d) {
-    int64_t total;
-#if SIFTFLOW_LEVELS
-    if (isa() == AVX512) {
-        total = avx512::band_smoothness(terms, band, s, d);
-    } else if (isa() == AVX2) {
-        total = avx2::band_smoothness(terms, band, s, d);
-    } else
-#endif
-    total = baseline::band_smoothness(terms, band, s, d);
+    int64_t total = sweep_kernels().band_smoothness(terms, band, s, d);
     if (terms.unary == nullptr) {
         for (int step = 1; step < terms.grid->steps - 1; ++step) total += unary_of_step(terms, band, step);
     }
