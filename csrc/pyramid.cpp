@@ -6,7 +6,8 @@
 //   level read back with the mex's (unsigned char)(v * 255) wrap-around; channels a chunk at a time
 //   through all levels, row by row (ChunkPyramid), so that the float64 values stay in cache.
 // - 2010: MATLAB's uint8 imfilter (5 taps, x then y, rounded), then imresize(0.5) exactly in integers
-//   (its taps are multiples of 1/256), along y then x, rounded after each pass; all channels at once.
+//   (its taps are multiples of 1/256), along y then x, rounded after each pass; all channels at once,
+//   the filter on tiles of columns, the resize on blocks of rows.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -16,8 +17,11 @@
 namespace siftflow {
 namespace {
 
-constexpr int CHANNEL_CHUNK = 32;  // 2009: channels taken through all levels together
-constexpr int FILTER_ROWS = 16;    // 2010: output rows per unit of parallel work
+// 2009: channels taken through all levels together; 64 bytes, a cache line of each pixel per pass
+// over the input (32 read each line twice; 5-10% slower on a Sintel frame)
+constexpr int CHANNEL_CHUNK = 64;
+constexpr int FILTER_ROWS = 16;    // 2010: output rows of the resize per unit of parallel work
+constexpr int TILE_VALUES = 4096;  // 2010: values (pixels x channels) across a tile of the filter
 
 struct Table {  // (out_length, taps) indices and weights
     const int64_t* indices;
@@ -50,15 +54,23 @@ void check_indices(const Table& table, int64_t source_length, const char* name) 
 
 // --- 2009 --------------------------------------------------------------------------------------------
 
-// uint8 / 255 (MATLAB's im2double) of `count` channels of a row of `stride`-channel pixels: one
-// vector division per 8 or 16 values (a table of the 256 quotients is slower: a scalar load each)
+// uint8 / 255 (MATLAB's im2double) of `count` channels of a row of `stride`-channel pixels, without
+// a division (a vector division costs 5-10 times a multiplication, and was a fifth of the pyramid):
+// q = v * (1/255) is off by an ulp for 24 of the 256 bytes; one Newton step with the exact residual,
+// fma(fma(-q, 255, v), 1/255, q), is the correctly rounded quotient for every byte (checked for all
+// 256 in exact arithmetic, and the pyramid tests hold the levels to torch's division bit for bit).
 template <int COUNT>
 SIFTFLOW_INLINE void to_float_row_as(const uint8_t* source, int width, int runtime_count, int stride, double* out) {
     const int count = COUNT > 0 ? COUNT : runtime_count;
+    constexpr double reciprocal = 1.0 / 255.0;
     for (int x = 0; x < width; ++x) {
         const uint8_t* SIFTFLOW_RESTRICT pixel = source + static_cast<size_t>(x) * stride;
         double* SIFTFLOW_RESTRICT target = out + static_cast<size_t>(x) * count;
-        for (int c = 0; c < count; ++c) target[c] = static_cast<double>(pixel[c]) / 255.0;
+        for (int c = 0; c < count; ++c) {
+            const double value = static_cast<double>(pixel[c]);
+            const double estimate = value * reciprocal;
+            target[c] = std::fma(std::fma(-estimate, 255.0, value), reciprocal, estimate);
+        }
     }
 }
 
@@ -78,6 +90,8 @@ constexpr int DOUBLES = 8;
 
 typedef int32_t Ints __attribute__((vector_size(DOUBLES * sizeof(int32_t))));
 typedef uint8_t Bytes __attribute__((vector_size(DOUBLES)));
+typedef int32_t Sums __attribute__((vector_size(16 * sizeof(int32_t))));  // the 2010 resize's integer sums
+typedef uint8_t SixteenBytes __attribute__((vector_size(16)));
 
 SIFTFLOW_INLINE D load_doubles(const double* address) {
     D value;
@@ -244,44 +258,48 @@ SIFTFLOW_INLINE uint8_t rounded_uint8(double value) {
     return static_cast<uint8_t>(std::min(std::max(std::floor(value + 0.5), 0.0), 255.0));
 }
 
-// out = uint8(filter_y(filter_x(image))) for rows first_row..last_row - 1: MATLAB's imfilter of a
-// uint8 image with the separable 5-tap kernel (replicated borders, taps summed in order), rounded.
-// The block keeps its last 5 rows filtered along x in a ring and sums the 5 taps of a row in one
-// expression (one pass over memory instead of one per tap).
-SIFTFLOW_CLONES void filter_5_rows(const uint8_t* image, int height, int width, int channels, const double* taps,
-                                   int first_row, int last_row, uint8_t* out) {
+// out = uint8(filter_y(filter_x(image))) for the columns first_column..last_column - 1, every row:
+// MATLAB's imfilter of a uint8 image with the separable 5-tap kernel (replicated borders, taps
+// summed in order), rounded. The tile's last 5 rows filtered along x are kept in a ring, so the 5
+// taps of a row are one expression (one pass over memory, not one per tap); a tile of columns, not
+// whole rows, so that ring (5 x TILE_VALUES doubles) stays in L2 (whole rows of a DocUNet page's
+// descriptors were 1.7 MB: the filter waited on L3).
+SIFTFLOW_CLONES void filter_5_columns(const uint8_t* image, int height, int width, int channels, const double* taps,
+                                      int first_column, int last_column, uint8_t* out) {
     const double w0 = taps[0], w1 = taps[1], w2 = taps[2], w3 = taps[3], w4 = taps[4];
     const size_t row_length = static_cast<size_t>(width) * channels;
-    std::vector<double> ring(5 * row_length), padded((static_cast<size_t>(width) + 4) * channels);
-    for (int r = first_row - 2; r < last_row + 2; ++r) {
+    const size_t tile_length = static_cast<size_t>(last_column - first_column) * channels;
+    std::vector<double> ring(5 * tile_length), padded((tile_length + 4 * static_cast<size_t>(channels)));
+    for (int r = -2; r < height + 2; ++r) {
         const uint8_t* source = image + static_cast<size_t>(std::min(std::max(r, 0), height - 1)) * row_length;
-        for (int x = -2; x < width + 2; ++x) {
+        for (int x = first_column - 2; x < last_column + 2; ++x) {
             const uint8_t* pixel = source + static_cast<size_t>(std::min(std::max(x, 0), width - 1)) * channels;
-            for (int c = 0; c < channels; ++c) padded[static_cast<size_t>(x + 2) * channels + c] = pixel[c];
+            double* target = padded.data() + static_cast<size_t>(x - first_column + 2) * channels;
+            for (int c = 0; c < channels; ++c) target[c] = pixel[c];
         }
-        double* SIFTFLOW_RESTRICT row = ring.data() + ((r - first_row + 2) % 5) * row_length;
+        double* SIFTFLOW_RESTRICT row = ring.data() + ((r + 2) % 5) * tile_length;
         const double *p0 = padded.data(), *p1 = p0 + channels, *p2 = p1 + channels, *p3 = p2 + channels,
                      *p4 = p3 + channels;
-        for (size_t i = 0; i < row_length; ++i) row[i] = w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i];
+        for (size_t i = 0; i < tile_length; ++i) row[i] = w0 * p0[i] + w1 * p1[i] + w2 * p2[i] + w3 * p3[i] + w4 * p4[i];
         const int y = r - 2;  // the output row whose last input row this is
-        if (y < first_row) continue;
-        const double* r0 = ring.data() + ((y - first_row) % 5) * row_length;
-        const double* r1 = ring.data() + ((y - first_row + 1) % 5) * row_length;
-        const double* r2 = ring.data() + ((y - first_row + 2) % 5) * row_length;
-        const double* r3 = ring.data() + ((y - first_row + 3) % 5) * row_length;
-        const double* r4 = ring.data() + ((y - first_row + 4) % 5) * row_length;
-        uint8_t* SIFTFLOW_RESTRICT target = out + static_cast<size_t>(y) * row_length;
+        if (y < 0) continue;
+        const double* r0 = ring.data() + (y % 5) * tile_length;
+        const double* r1 = ring.data() + ((y + 1) % 5) * tile_length;
+        const double* r2 = ring.data() + ((y + 2) % 5) * tile_length;
+        const double* r3 = ring.data() + ((y + 3) % 5) * tile_length;
+        const double* r4 = ring.data() + ((y + 4) % 5) * tile_length;
+        uint8_t* SIFTFLOW_RESTRICT target = out + static_cast<size_t>(y) * row_length + static_cast<size_t>(first_column) * channels;
         size_t i = 0;
         // 8 at a time: the taps are positive and the inputs bytes, so the sum is >= 0 and
         // floor(v + 0.5) is its truncation (a vector conversion; floor itself is a scalar call)
-        for (; i + DOUBLES <= row_length; i += DOUBLES) {
+        for (; i + DOUBLES <= tile_length; i += DOUBLES) {
             const D value = w0 * load_doubles(r0 + i) + w1 * load_doubles(r1 + i) + w2 * load_doubles(r2 + i) +
                             w3 * load_doubles(r3 + i) + w4 * load_doubles(r4 + i);
             const Ints rounded = __builtin_convertvector(value + 0.5, Ints);
             const Bytes bytes = __builtin_convertvector(rounded < 255 ? rounded : 255, Bytes);
             std::memcpy(target + i, &bytes, sizeof(Bytes));
         }
-        for (; i < row_length; ++i) {
+        for (; i < tile_length; ++i) {
             target[i] = rounded_uint8(w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i] + w4 * r4[i]);
         }
     }
@@ -292,23 +310,37 @@ SIFTFLOW_CLONES void filter_5_rows(const uint8_t* image, int height, int width, 
 SIFTFLOW_CLONES void resize_dyadic_rows(const uint8_t* image, int width, int channels, const Table& y, const Table& x,
                                         int bits, int first_row, int last_row, uint8_t* out) {
     const size_t row_length = static_cast<size_t>(width) * channels;
-    std::vector<int32_t> along_y(row_length), acc(channels);
+    std::vector<int32_t> along_y(row_length);
     const int32_t half = 1 << (bits - 1);
     for (int row = first_row; row < last_row; ++row) {
         dyadic_row(image, row_length, y.indices + row * y.count, y.taps + row * y.count, y.count, bits,
                    along_y.data());
         uint8_t* target = out + static_cast<size_t>(row) * x.length * channels;
         for (int column = 0; column < x.length; ++column) {
-            std::fill(acc.begin(), acc.end(), 0);
-            for (int tap = 0; tap < x.count; ++tap) {
-                const int32_t weight = x.taps[column * x.count + tap];
-                if (weight == 0) continue;
-                const int32_t* source = along_y.data() + x.indices[column * x.count + tap] * channels;
-                for (int c = 0; c < channels; ++c) acc[c] += weight * source[c];
+            const int64_t* indices = x.indices + column * x.count;
+            const int32_t* weights = x.taps + column * x.count;
+            uint8_t* pixel = target + static_cast<size_t>(column) * channels;
+            int c = 0;
+            for (; c + 16 <= channels; c += 16) {  // 16 channels summed over the taps in a register
+                Sums sum = {};
+                for (int tap = 0; tap < x.count; ++tap) {
+                    if (weights[tap] == 0) continue;
+                    Sums values;
+                    std::memcpy(&values, along_y.data() + indices[tap] * channels + c, sizeof(values));
+                    sum += weights[tap] * values;
+                }
+                sum = (sum + half) >> bits;
+                sum = sum < 0 ? 0 : sum;
+                sum = sum > 255 ? 255 : sum;
+                const SixteenBytes bytes = __builtin_convertvector(sum, SixteenBytes);
+                std::memcpy(pixel + c, &bytes, sizeof(bytes));
             }
-            for (int c = 0; c < channels; ++c) {
-                target[static_cast<size_t>(column) * channels + c] =
-                    static_cast<uint8_t>(std::min(std::max((acc[c] + half) >> bits, 0), 255));
+            for (; c < channels; ++c) {
+                int32_t sum = 0;
+                for (int tap = 0; tap < x.count; ++tap) {
+                    sum += weights[tap] * along_y[static_cast<size_t>(indices[tap]) * channels + c];
+                }
+                pixel[c] = static_cast<uint8_t>(std::min(std::max((sum + half) >> bits, 0), 255));
             }
         }
     }
@@ -322,9 +354,10 @@ void pyramid_2010(const uint8_t* sift, int height, int width, int channels, cons
     int h = height, w = width;
     for (size_t level = 0; level < levels.size(); ++level) {
         filtered.resize(static_cast<size_t>(h) * w * channels);
-        parallel_for(ceil_div(h, FILTER_ROWS), threads, [&](int64_t block) {
-            const int first = static_cast<int>(block) * FILTER_ROWS;
-            filter_5_rows(source, h, w, channels, gaussian, first, std::min(h, first + FILTER_ROWS), filtered.data());
+        const int tile = std::max(1, TILE_VALUES / channels);
+        parallel_for(ceil_div(w, tile), threads, [&](int64_t block) {
+            const int first = static_cast<int>(block) * tile;
+            filter_5_columns(source, h, w, channels, gaussian, first, std::min(w, first + tile), filtered.data());
         });
         const Table& y = y_tables[level];
         const Table& x = x_tables[level];

@@ -14,6 +14,7 @@ Two versions of the driver exist, and ``schedule`` picks one:
   every level below the top.
 """
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -96,31 +97,41 @@ def level_sizes(height: int, width: int, num_levels: int) -> list[tuple[int, int
     return sizes
 
 
+@functools.lru_cache(maxsize=64)
 def reduction_weights(length: int) -> tuple[np.ndarray, np.ndarray]:
     """One pyramid step along one dimension as a single filter: the 5-tap Gaussian (replicated
     borders) followed by ``imresize``'s 0.5 (mirrored borders), composed in float64.
 
-    Returns ``(indices, weights)``, ``(ceil(length / 2), T)``, the taps in increasing index order
-    (rows with fewer taps padded with zero weights). Filtering with it differs from filtering and
-    resizing one after the other by an ulp or so: the uint8 levels are identical on the reference
-    pairs and the Sintel frames (see the tests).
+    Returns ``(indices, weights)``, ``(ceil(length / 2), T)``, read-only (they are cached per
+    length), the taps in increasing index order (rows with fewer taps padded with zero weights).
+    Filtering with it differs from filtering and resizing one after the other by an ulp or so: the
+    uint8 levels are identical on the reference pairs and the Sintel frames (see the tests).
+
+    Example:
+        >>> indices, weights = reduction_weights(8)
+        >>> indices.shape, round(float(weights.sum(1)[1]), 12)
+        ((4, 8), 1.0)
     """
     resize_indices, resize_weights_ = matlab.resize_weights(length, math.ceil(length / 2), 0.5)
     radius = len(_GAUSSIAN_TAPS) // 2
-    rows = []
-    for indices, weights in zip(resize_indices, resize_weights_):
-        combined: dict[int, float] = {}
-        for index, weight in zip(indices, weights):
-            for offset, tap in enumerate(_GAUSSIAN_TAPS):
-                source = min(max(int(index) + offset - radius, 0), length - 1)
-                combined[source] = combined.get(source, 0.0) + weight * tap
-        rows.append(sorted(combined.items()))
-    taps = max(len(row) for row in rows)
-    out_indices = np.zeros((len(rows), taps), np.int64)
-    out_weights = np.zeros((len(rows), taps))
-    for row_index, row in enumerate(rows):
-        out_indices[row_index, : len(row)] = [index for index, _ in row]
-        out_weights[row_index, : len(row)] = [weight for _, weight in row]
+    rows = np.arange(len(resize_indices))[:, None]
+    # every (resize tap, Gaussian tap) product, in the order a row adds them up: resize tap by tap
+    sources = np.clip(resize_indices[:, :, None] + np.arange(-radius, radius + 1), 0, length - 1)
+    sources = sources.reshape(len(rows), -1)
+    products = (resize_weights_[:, :, None] * _GAUSSIAN_TAPS).reshape(len(rows), -1)
+    first = sources.min(1, keepdims=True)
+    span = int((sources - first).max()) + 1
+    combined = np.zeros((len(rows), span))
+    np.add.at(combined, (rows, sources - first), products)  # in element order: each sum from 0.0, product by product
+    present = np.zeros((len(rows), span), bool)
+    present[rows, sources - first] = True
+    taps = int(present.sum(1).max())
+    order = np.argsort(~present, axis=1, kind="stable")[:, :taps]  # each row's sources, increasing
+    used = np.take_along_axis(present, order, 1)
+    out_indices = np.where(used, first + order, 0)
+    out_weights = np.where(used, np.take_along_axis(combined, order, 1), 0.0)
+    out_indices.setflags(write=False)
+    out_weights.setflags(write=False)
     return out_indices, out_weights
 
 
@@ -152,7 +163,7 @@ def descriptor_pyramid_hwc(sift: np.ndarray, num_levels: int, schedule: str = "2
     """``descriptor_pyramid`` for one ``(H, W, D)`` uint8 array, with the compiled kernels
     (``csrc/pyramid.cpp``), from the same tables.
 
-    The 2009 steps, in float64, take the channels through all levels 16 at a time, so that the
+    The 2009 steps, in float64, take the channels through all levels 64 at a time, so that the
     intermediates stay small and in cache; the 2010 steps keep uint8 between passes, as MATLAB does,
     and never hold a float64 image.
     """

@@ -175,8 +175,9 @@ def _resize_planes(planes: np.ndarray, passes) -> np.ndarray:
 def apply_taps(image: torch.Tensor, dim: int, indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:
     """``out[..., i, ...] = sum_t weights[i, t] * image[..., indices[i, t], ...]`` along ``dim``, the
     taps summed in order (a resize or filter table, ``(out_length, taps)`` each)."""
-    indices = torch.from_numpy(indices).to(image.device)
-    weights = torch.from_numpy(weights).to(image.device, image.dtype)
+    # torch.tensor copies: the tables may be read-only (cached), which from_numpy warns about
+    indices = torch.tensor(indices, device=image.device)
+    weights = torch.tensor(weights, device=image.device, dtype=image.dtype)
     shape = [1] * image.dim()
     shape[dim] = -1
     out = None

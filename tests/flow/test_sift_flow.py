@@ -164,6 +164,45 @@ class TestSIFTFlow(BaseTester):
         for ours, theirs in zip(compiled, reference):
             np.testing.assert_array_equal(ours, theirs[0].permute(1, 2, 0).numpy())
 
+    def test_compiled_pyramid_is_exact_for_every_byte_in_full_chunks(self):
+        """128 channels (full chunks of 32, the vector path) and flat patches holding every byte
+        value: inside a flat patch a level is v / 255 times weights summing to 1, truncated after
+        * 255, so an ulp off in the division (im2double) or in a sum shows as a byte off."""
+        generator = torch.Generator().manual_seed(3)
+        sift = torch.randint(0, 256, (1, 128, 56, 90), generator=generator, dtype=torch.uint8)
+        channel = torch.arange(128).view(128, 1, 1)
+        for patch in range(4):  # 24 x 24 patches, wider than a level's taps: channel c holds c + 64 patch
+            sift[0, :, 4:28, 4 + 22 * patch : 28 + 22 * patch] = (channel + 64 * patch) % 256
+        reference = descriptor_pyramid(sift, 3)
+        compiled = descriptor_pyramid_hwc(np.ascontiguousarray(sift[0].permute(1, 2, 0).numpy()), 3)
+        for ours, theirs in zip(compiled, reference):
+            np.testing.assert_array_equal(ours, theirs[0].permute(1, 2, 0).numpy())
+
+    @pytest.mark.parametrize("length", [*range(1, 40), 109, 436, 1023, 1024])
+    def test_reduction_tables_compose_filter_and_resize_in_order(self, length):
+        """The vectorised table of one pyramid step equals its definition bit for bit: per output
+        sample, each (resize tap, Gaussian tap) product added in that order to its clamped source."""
+        from siftflow_nn import matlab
+        from siftflow_nn.flow.pyramid import _GAUSSIAN_TAPS, reduction_weights
+
+        resize_indices, resize_weights = matlab.resize_weights(length, math.ceil(length / 2), 0.5)
+        expected = []
+        for indices, weights in zip(resize_indices.tolist(), resize_weights.tolist()):
+            combined: dict[int, float] = {}
+            for index, weight in zip(indices, weights):
+                for offset, tap in enumerate(_GAUSSIAN_TAPS.tolist()):
+                    source = min(max(index + offset - 2, 0), length - 1)
+                    combined[source] = combined.get(source, 0.0) + weight * tap
+            expected.append(sorted(combined.items()))
+        indices, weights = reduction_weights(length)
+        assert indices.shape == (math.ceil(length / 2), max(len(row) for row in expected))
+        for row, (out_indices, out_weights) in enumerate(zip(indices.tolist(), weights.tolist())):
+            taps = len(expected[row])
+            assert out_indices[:taps] == [source for source, _ in expected[row]]
+            assert out_weights[:taps] == [weight for _, weight in expected[row]]  # == on floats: bit for bit
+            assert set(out_weights[taps:]) <= {0.0} and set(out_indices[taps:]) <= {0}
+        assert not weights.flags.writeable  # cached per length: nobody may change them
+
     def test_pyramid_truncates_and_wraps_like_the_mex(self):
         """(unsigned char)(v * 255) on x86: truncation toward zero, then the low byte (-1 -> 255)."""
         values = torch.tensor([0.0, 0.999 / 255, 1 / 255, 254.9 / 255, 255.5 / 255, -0.5 / 255, -1.5 / 255])
