@@ -18,6 +18,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace py = pybind11;
 
@@ -98,14 +101,31 @@ py::array_t<T> new_array(std::initializer_list<py::ssize_t> shape) {
 
 // --- 64-byte aligned, zero-filled buffers (one vector of 16 int32 lanes per cache line) ---------
 
+// Buffers of 16 MiB and more (a level's data term and messages: 20-80 MB each at 436 x 1024) are
+// asked to live on 2 MiB pages where the kernel does that on request (Linux's transparent huge
+// pages, "madvise" mode): zeroing them then takes tens of page faults, not tens of thousands (at
+// 436 x 1024 the finest level's allocations and message copies fell from 0.08 to 0.03 s). Not
+// smaller ones: rounding those up to whole 2 MiB pages added a third to a 218 x 512 match's peak.
+constexpr size_t HUGE_PAGE = size_t(2) << 20, HUGE_BUFFER = size_t(16) << 20;
+
 template <class T>
 class Buffer {
   public:
     Buffer() = default;
     explicit Buffer(size_t count) : count_(count) {
         size_t bytes = ((count * sizeof(T) + 63) / 64) * 64;
-        data_ = static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64));
+        size_t alignment = 64;
+#ifdef MADV_HUGEPAGE
+        if (bytes >= HUGE_BUFFER) {
+            alignment = HUGE_PAGE;
+            bytes = ((bytes + HUGE_PAGE - 1) / HUGE_PAGE) * HUGE_PAGE;
+        }
+#endif
+        data_ = static_cast<T*>(std::aligned_alloc(alignment, bytes ? bytes : 64));
         if (data_ == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+        if (alignment == HUGE_PAGE) madvise(data_, bytes, MADV_HUGEPAGE);  // a hint: no error matters
+#endif
         std::memset(data_, 0, bytes);
     }
     Buffer(Buffer&& other) noexcept : data_(other.data_), count_(other.count_) {
