@@ -28,8 +28,14 @@ namespace siftflow {
 
 // The hot kernels are built for three x86-64 levels (AVX-512, AVX2 + FMA, the baseline) and the
 // loader picks one per CPU (GCC's function multiversioning): a wheel runs everywhere, fast where it
-// can. Elsewhere (other compilers, ARM, where NEON is the baseline) they are built once.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// can. Elsewhere they are built once: clang, ARM (where NEON is the baseline), and GCC before 12,
+// which knows no x86-64 levels to dispatch on (GCC 11, Ubuntu 22.04's: "no dispatcher found").
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
+#define SIFTFLOW_X86_LEVELS 1
+#else
+#define SIFTFLOW_X86_LEVELS 0
+#endif
+#if SIFTFLOW_X86_LEVELS
 #define SIFTFLOW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SIFTFLOW_CLONES

@@ -204,15 +204,24 @@ typedef uint8_t Bytes16 __attribute__((vector_size(16)));
 
 // 16 rows of 16 bytes (in, in_stride apart) into 16 columns (out, out_stride apart): four rounds of
 // interleaving row i with row i + 8, 64 byte shuffles where byte by byte is 256 loads and stores.
+// (clang has no __builtin_shuffle, GCC before 12 no __builtin_shufflevector: see lanes.h)
 SIFTFLOW_INLINE void transpose_16(const uint8_t* in, int64_t in_stride, uint8_t* out, int64_t out_stride) {
+#if !defined(__clang__)
     const Bytes16 low{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
     const Bytes16 high{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+#endif
     Bytes16 rows[16], next[16];
     for (int i = 0; i < 16; ++i) std::memcpy(&rows[i], in + i * in_stride, 16);
     for (int round = 0; round < 4; ++round) {
         for (int i = 0; i < 8; ++i) {
+#if defined(__clang__)
+            next[2 * i] = __builtin_shufflevector(rows[i], rows[i + 8], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            next[2 * i + 1] =
+                __builtin_shufflevector(rows[i], rows[i + 8], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+#else
             next[2 * i] = __builtin_shuffle(rows[i], rows[i + 8], low);
             next[2 * i + 1] = __builtin_shuffle(rows[i], rows[i + 8], high);
+#endif
         }
         std::memcpy(rows, next, sizeof(rows));
     }

@@ -19,7 +19,7 @@ const char* isa_name();   // "avx512", "avx2" or "baseline"
 // Not while a kernel runs.
 std::string use_isa(const std::string& name);
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__APPLE__)
+#if SIFTFLOW_X86_LEVELS    // common.h: GCC 12 or later on x86-64 Linux
 #define SIFTFLOW_LEVELS 1  // sweeps_avx512.cpp and sweeps_avx2.cpp build their kernels
 #else                      // one build, 4-lane vectors (SSE2, NEON): the dispatch always answers BASELINE
 #define SIFTFLOW_LEVELS 0

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstring>
+#include <utility>
 
 #include "bands.h"
 
@@ -107,28 +108,43 @@ SIFTFLOW_INLINE Lanes<W> vabs(const Lanes<W>& a) {
     return vmax(a, -a);
 }
 
-// first, first + 1, ..., first + W - 1 as a constant shuffle mask
-template <class Native, int W>
-SIFTFLOW_INLINE Native shuffle_mask(int first) {
+// lanes first .. first + W - 1 of a and b side by side (2W lanes): a constant two-vector shuffle.
+// GCC (10 and later) takes the indices as a mask vector (__builtin_shuffle); clang has only
+// __builtin_shufflevector, whose indices must be constants in the call (GCC has it from 12 on).
+#if defined(__clang__)
+template <int First, class Native, int... I>
+SIFTFLOW_INLINE Native lanes_from(const Native& a, const Native& b, std::integer_sequence<int, I...>) {
+    return __builtin_shufflevector(a, b, (First + I)...);
+}
+template <int First, int W, class Native>
+SIFTFLOW_INLINE Native lanes_from(const Native& a, const Native& b) {
+    return lanes_from<First>(a, b, std::make_integer_sequence<int, W>{});
+}
+#else
+template <int First, int W, class Native>
+SIFTFLOW_INLINE Native lanes_from(const Native& a, const Native& b) {
+    static_assert(First == 1 || First == W - 1, "the masks the shifts use");
+    Native mask;
     if constexpr (W == 16) {
-        return first == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+        mask = First == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
                           : Native{15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30};
     } else if constexpr (W == 8) {
-        return first == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8} : Native{7, 8, 9, 10, 11, 12, 13, 14};
+        mask = First == 1 ? Native{1, 2, 3, 4, 5, 6, 7, 8} : Native{7, 8, 9, 10, 11, 12, 13, 14};
     } else {
-        return first == 1 ? Native{1, 2, 3, 4} : Native{3, 4, 5, 6};
+        mask = First == 1 ? Native{1, 2, 3, 4} : Native{3, 4, 5, 6};
     }
+    return __builtin_shuffle(a, b, mask);
 }
+#endif
 
 // lanes 0..14 = a's lanes 1..15, lane 15 = last: what the next lane holds (the last from elsewhere)
 template <int W>
 SIFTFLOW_INLINE Lanes<W> shift_in_next(const Lanes<W>& a, int32_t last) {
     typedef typename Lanes<W>::Native Native;
-    const Native mask = shuffle_mask<Native, W>(1);
     Lanes<W> out;
     for (int i = 0; i < Lanes<W>::PARTS; ++i) {
         const Native next = i + 1 < Lanes<W>::PARTS ? a.part[i + 1] : Native{} + last;
-        out.part[i] = __builtin_shuffle(a.part[i], next, mask);
+        out.part[i] = lanes_from<1, W>(a.part[i], next);
     }
     return out;
 }
@@ -137,11 +153,10 @@ SIFTFLOW_INLINE Lanes<W> shift_in_next(const Lanes<W>& a, int32_t last) {
 template <int W>
 SIFTFLOW_INLINE Lanes<W> shift_in_previous(int32_t first, const Lanes<W>& a) {
     typedef typename Lanes<W>::Native Native;
-    const Native mask = shuffle_mask<Native, W>(W - 1);
     Lanes<W> out;
     for (int i = 0; i < Lanes<W>::PARTS; ++i) {
         const Native previous = i > 0 ? a.part[i - 1] : Native{} + first;
-        out.part[i] = __builtin_shuffle(previous, a.part[i], mask);
+        out.part[i] = lanes_from<W - 1, W>(previous, a.part[i]);
     }
     return out;
 }
