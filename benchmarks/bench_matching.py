@@ -8,8 +8,9 @@ and their energies can be compared exactly. Per level: seconds (the original's l
 mex call; ours includes building our pyramid, which the original does in MATLAB, untimed) and the
 final energy. One thread each (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``), then ours on
 two, then ours given the descriptors as ``SIFTFlowDescriptor`` returns them (float, channels first)
-and as uint8 channels first (``match`` converts them: what that costs); every figure is the median
-of ``--repeats`` runs, the original's and ours in the same run. ``--plot FILE``: the seconds per
+and as uint8 channels first (``match`` converts them: what that costs, also timed apart, as a share
+of the match); every figure is the median of ``--repeats`` runs, the original's and ours in the same
+run. ``--plot FILE``: the seconds per
 level as a figure.
 
 Part 2: end-point error and time of ``local_match`` and ``SIFTFlow`` on a 436 x 1024 synthetic
@@ -110,7 +111,7 @@ def side_by_side(binary: str | None, repeats: int, plot: Path | None = None) -> 
         print(f"\n(part 1 skipped: no Sintel frames at {SINTEL})")
         return
     matcher = SIFTFlow(**DEMO)
-    rows = []
+    rows, conversions = [], []
     for half in (False, True):
         sift = sintel_descriptors(half)
         height, width = sift.shape[-2:]
@@ -120,6 +121,9 @@ def side_by_side(binary: str | None, repeats: int, plot: Path | None = None) -> 
         # as SIFTFlowDescriptor hands them over (float, B x 128 x H x W), and as uint8 in that layout
         ours_float, _ = run_ours(matcher, sift.float().contiguous(), 1, repeats)
         ours_nchw, _ = run_ours(matcher, sift.contiguous(), 1, repeats)
+        for name, layout in (("float NCHW", sift.float().contiguous()), ("uint8 NCHW", sift.contiguous())):
+            seconds = conversion_seconds(layout, repeats)
+            conversions.append([size, name, f"{seconds:.3f}", f"{100 * seconds / sum(ours_1):.1f}%"])
         original, original_energies = [math.nan] * len(ours_1), [math.nan] * len(ours_1)
         if binary:
             pyramids = [_hwc_pyramid(sift[index]) for index in (0, 1)]
@@ -150,11 +154,37 @@ def side_by_side(binary: str | None, repeats: int, plot: Path | None = None) -> 
         header,
         rows,
     )
+    print_table(
+        "Converting both descriptors to the kernels' uint8 channels last, inside match (1 thread, fastest "
+        "of the repeats; share = of the match on channels-last uint8, ours 1 thread above)",
+        ["size", "given", "seconds", "share of the match"],
+        conversions,
+    )
     if plot:
         timed = [row for row in rows if row[1].startswith(("original", "ours, 1 thread", "ours, 2 threads"))
                  and "NCHW" not in row[1]]  # fmt: skip
         plot_table(plot, header, timed, y=header[4:], series="run", panel="size", kind="bar",
                    title="SIFT flow per pyramid level: the original C++ beside ours", y_label="seconds")  # fmt: skip
+
+
+def conversion_seconds(sift: torch.Tensor, repeats: int) -> float:
+    """The fastest of ``repeats`` conversions of both images, as ``match`` converts them, on 1 thread:
+    the part of the float NCHW and uint8 NCHW rows above that their layout costs, measured apart
+    (a few percent, under the noise of a whole match)."""
+    from siftflow_nn.flow.compiled import stored_hwc
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    samples = []
+    try:
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            for index, name in enumerate(("sift1", "sift2")):
+                stored_hwc(sift[index], name)
+            samples.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return min(samples)
 
 
 def peak_only(half: bool) -> None:
