@@ -1,15 +1,29 @@
-"""Shared pieces of the benchmark scripts: the input image, a median timer, peak-memory probes, tables."""
+"""Shared pieces of the benchmark scripts: the input image, a median timer, a thread count, peak-memory
+probes, tables."""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 SINTEL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sintel_alley_1"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's ops (and so the compiled kernels, which take torch's count) on ``count`` threads, then
+    the count as it was."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def benchmark_image(height: int = 436, width: int = 1024, frame: int = 1) -> tuple[torch.Tensor, str]:

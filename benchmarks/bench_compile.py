@@ -122,10 +122,11 @@ def main() -> None:
         command = [str(venv / "bin" / "siftflow-nn"), "flow", *pair, "-o", str(work / "flow.flo")]
         run(command, env=env, **quiet)  # once, so that both runs below find the files in the page cache
         flow_command = min(run(command, env=env, **quiet) for _ in range(3))
+        # cwd: not the checkout, whose own siftflow_nn would shadow the wheel's
         match_only = json.loads(
             subprocess.run([python, "-c", _MATCH_ONLY.format(paths=pair)], env=env, cwd=work, capture_output=True,
                            text=True, check=True).stdout.strip().splitlines()[-1]
-        )  # fmt: skip (cwd: not the checkout, whose siftflow_nn would shadow the wheel's)
+        )  # fmt: skip
     if not seconds.pop("kernels"):
         raise SystemExit("the wheel's compiled kernels did not load: its numbers would be the torch fallback's")
     rows = [

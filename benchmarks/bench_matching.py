@@ -10,8 +10,7 @@ final energy. One thread each (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)
 two, then ours given the descriptors as ``SIFTFlowDescriptor`` returns them (float, channels first)
 and as uint8 channels first (``match`` converts them: what that costs, also timed apart, as a share
 of the match); every figure is the median of ``--repeats`` runs, the original's and ours in the same
-run. ``--plot FILE``: the seconds per
-level as a figure.
+run. ``--plot FILE``: the seconds per level as a figure.
 
 Part 2: end-point error and time of ``local_match`` and ``SIFTFlow`` on a 436 x 1024 synthetic
 pair with known flow (a textured image and a smooth random warp of up to 6 px, noise 0.05), EPE
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import SINTEL, median_ms, peak_added_bytes, print_table
+from _common import SINTEL, median_ms, peak_added_bytes, print_table, torch_threads
 from _plot import add_plot_argument, plot_table
 
 from siftflow_nn import SIFTFlow, SIFTFlowDescriptor, end_point_error, local_match, to_uint8
@@ -92,17 +91,13 @@ def run_original(binary: str, job: Path, repeats: int) -> tuple[list[float], lis
 def run_ours(matcher: SIFTFlow, sift: torch.Tensor, threads: int, repeats: int) -> tuple[list[float], list[float]]:
     """Ours on ``threads`` threads: per level (finest first) the median seconds and the final energy;
     the coarsest level's time includes building the pyramid."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     samples, energies = [], []
-    try:
+    with torch_threads(threads):
         for _ in range(repeats + 1):  # the first run compiles what the kernel cache lacks
             stamps = [time.perf_counter()]
             _, levels = matcher.match(sift[:1], sift[1:], on_level=lambda *_, s=stamps: s.append(time.perf_counter()))
             samples.append(list(reversed(np.diff(stamps))))
             energies = [float(level["energy"][-1, 0]) for level in levels]
-    finally:
-        torch.set_num_threads(before)
     return [statistics.median(run[level] for run in samples[1:]) for level in range(len(energies))], energies
 
 
@@ -173,17 +168,13 @@ def conversion_seconds(sift: torch.Tensor, repeats: int) -> float:
     (a few percent, under the noise of a whole match)."""
     from siftflow_nn.flow.compiled import stored_hwc
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     samples = []
-    try:
-        for _ in range(repeats + 1):
+    with torch_threads(1):
+        for _ in range(repeats):
             start = time.perf_counter()
             for index, name in enumerate(("sift1", "sift2")):
                 stored_hwc(sift[index], name)
             samples.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(before)
     return min(samples)
 
 
